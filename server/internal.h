@@ -77,4 +77,36 @@ int admin_start (struct blockmap_pool *pool, const struct config *cfg,
 /* Stop the admin thread, close its sockets.  Accepts NULL. */
 void admin_stop (struct admin_server *admin);
 
+/* ---- admin.c internals, for tests ------------------------------------ */
+
+/* Control-path errors carry a sentence for the operator, returned in
+ * the admin reply as {"ok": false, "error": {"code": "EINVAL",
+ * "message": ...}} (STYLE B.3, DESIGN invariant 6).
+ */
+struct admin_err {
+  int code;                     /* errno value */
+  char msg[256];
+};
+
+/* Fill *E and return -CODE, so callers can  return admin_errorf (...); */
+int admin_errorf (struct admin_err *e, int code, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* The name of errno value CODE ("EINVAL"); "EIO" for unknown ones. */
+const char *admin_errno_name (int code);
+
+/* Handle one request LINE (one JSON text, without its newline) against
+ * POOL and CFG and return the reply: one line of JSON without its
+ * newline, malloc'ed, owned by the caller.  Never returns NULL except
+ * when out of memory.  BLOCKS (a change of state is synced before the
+ * reply is built).  Pure apart from the pool: no sockets, no globals,
+ * so unit tests drive it directly.
+ */
+char *admin_handle_request (struct blockmap_pool *pool,
+                            const struct config *cfg, const char *line,
+                            size_t len);
+
+/* The most bytes one request line may have, without its newline. */
+#define ADMIN_LINE_MAX (1024 * 1024)
+
 #endif /* STRATA_SERVER_INTERNAL_H */
