@@ -1,0 +1,392 @@
+/* tools/strata.c: the admin CLI's entry point and dispatch table.
+ *
+ *   strata [--socket PATH] [--json] NOUN VERB [ARGS] [OPTIONS]
+ *
+ * One table (commands[]) names every command, its arguments and its
+ * options; the parser, the usage messages and --help are all generated
+ * from it, and --help prints the SYNOPSIS text the man page carries
+ * (tools/strata-synopsis.txt, embedded at build time), so the three
+ * cannot drift apart (STYLE B.11).  Exit codes: 0 done, 1 refused or
+ * failed, 2 bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "strata.h"
+#include "strata-synopsis.h"
+
+static const struct command commands[] = {
+  { "pool", "init", "Create a new, empty pool in PATH (offline: stratad "
+    "must not be using it).", 1, 1, "pool init needs PATH",
+    { { "chunk-size", "SIZE", "allocation and copy-on-write unit, a power "
+        "of two from 4K to 16M (default 64K)" },
+      { "size", "SIZE", "capacity of the hot tier (default: the free space "
+        "of the file system)" } },
+    cmd_pool_init },
+  { "pool", "status", "Show the pool's capacity, usage and state.", 0, 0,
+    NULL, { { NULL } }, cmd_pool_status },
+  { "pool", "check", "Cross-check the pool's maps, reference counts and "
+    "allocator; exit 1 if any problem is found.", 0, 0, NULL,
+    { { "pool", "PATH", "check the pool at PATH directly, without stratad "
+        "(refused while stratad holds it)" } },
+    cmd_pool_check },
+  { "volume", "create", "Create a thin-provisioned volume.", 1, 1,
+    "volume create needs NAME and --size",
+    { { "size", "SIZE", "size with units, e.g. 10G (a multiple of 4K)" },
+      { "type", "TYPE", "volume type (default ssd; see 'strata type list')" },
+      { "label", "KEY=VALUE", "attach a label (repeatable)" } },
+    cmd_volume_create },
+  { "volume", "list", "List volumes in name order.", 0, 0, NULL,
+    { { "label", "KEY=VALUE", "only volumes carrying this label "
+        "(repeatable: all must match)" } },
+    cmd_volume_list },
+  { "volume", "show", "Show one volume.", 1, 1, "volume show needs NAME",
+    { { NULL } }, cmd_volume_show },
+  { "volume", "resize", "Grow or (with --force) shrink a volume.", 1, 1,
+    "volume resize needs NAME and --size",
+    { { "size", "[+]SIZE", "the new size, or +SIZE to grow by SIZE" },
+      { "force", NULL, "allow shrinking (refused if the cut range holds "
+        "data)" } },
+    cmd_volume_resize },
+  { "volume", "delete", "Delete a volume and free its space.", 1, 1,
+    "volume delete needs NAME",
+    { { "force", NULL, "delete even while clients are attached (their "
+        "requests then fail)" } },
+    cmd_volume_delete },
+  { "type", "list", "List the volume types and their budgets.", 0, 0, NULL,
+    { { NULL } }, cmd_type_list },
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* Options every command takes. */
+static const struct cmd_opt common_opts[] = {
+  { "json", NULL, "print machine-readable JSON" },
+  { "socket", "PATH", "stratad's admin socket (default $STRATA_SOCKET, "
+    "else " STRATA_DEFAULT_SOCKET ")" },
+  { "help", NULL, "show this help" },
+};
+#define NCOMMON (sizeof common_opts / sizeof common_opts[0])
+
+static const char *
+default_socket (void)
+{
+  const char *s = getenv ("STRATA_SOCKET");
+
+  return s && *s ? s : STRATA_DEFAULT_SOCKET;
+}
+
+/* ---- Help, generated from the table ----------------------------------- */
+
+static void
+print_opt (const struct cmd_opt *o)
+{
+  char left[64];
+
+  snprintf (left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
+            o->arg ? o->arg : "");
+  printf ("  %-22s %s\n", left, o->help);
+}
+
+/* The synopsis lines starting with PREFIX ("strata volume create "). */
+static void
+print_synopsis (const char *prefix, const char *lead)
+{
+  const char *p = strata_synopsis;
+
+  while (*p) {
+    const char *nl = strchr (p, '\n');
+    size_t len = nl ? (size_t) (nl - p) : strlen (p);
+
+    if (prefix == NULL || strncmp (p, prefix, strlen (prefix)) == 0) {
+      printf ("%s%.*s\n", lead, (int) len, p);
+      lead = prefix ? "       " : lead;
+    }
+    p += len + (nl != NULL);
+  }
+}
+
+static void
+global_help (void)
+{
+  const char *noun = NULL;
+  size_t i, j;
+
+  printf ("strata: administer a strata block-storage server (stratad)\n\n"
+          "Usage:\n");
+  print_synopsis (NULL, "  ");
+  printf ("\nCommands:\n");
+  for (i = 0; i < NCOMMANDS; i++) {
+    char name[32];
+
+    if (noun && strcmp (noun, commands[i].noun) != 0)
+      printf ("\n");
+    noun = commands[i].noun;
+    snprintf (name, sizeof name, "%s %s", commands[i].noun,
+              commands[i].verb);
+    printf ("  %-16s %s\n", name, commands[i].summary);
+    for (j = 0; commands[i].opts[j].name; j++) {
+      char left[64];
+
+      snprintf (left, sizeof left, "--%s%s%s", commands[i].opts[j].name,
+                commands[i].opts[j].arg ? " " : "",
+                commands[i].opts[j].arg ? commands[i].opts[j].arg : "");
+      printf ("    %-22s %s\n", left, commands[i].opts[j].help);
+    }
+  }
+  printf ("\nOptions for every command:\n");
+  for (i = 0; i < NCOMMON; i++)
+    print_opt (&common_opts[i]);
+  printf ("  %-22s %s\n", "--version", "print the version and exit");
+  printf ("\nExit status: 0 done, 1 refused or failed, 2 bad usage.\n"
+          "Run 'strata NOUN VERB --help' for one command.  "
+          "See strata(8).\n");
+}
+
+static void
+command_help (const struct command *c)
+{
+  char prefix[64];
+  size_t i;
+
+  snprintf (prefix, sizeof prefix, "strata %s %s ", c->noun, c->verb);
+  print_synopsis (prefix, "usage: ");
+  printf ("\n%s\n\nOptions:\n", c->summary);
+  for (i = 0; c->opts[i].name; i++)
+    print_opt (&c->opts[i]);
+  for (i = 0; i < NCOMMON; i++)
+    print_opt (&common_opts[i]);
+}
+
+/* ---- Errors ----------------------------------------------------------- */
+
+int
+cli_usage (const struct cli *cli, const char *fmt, ...)
+{
+  va_list ap;
+
+  fputs ("strata: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  if (cli && cli->cmd)
+    fprintf (stderr, "; try 'strata %s %s --help'\n", cli->cmd->noun,
+             cli->cmd->verb);
+  else
+    fprintf (stderr, "; try 'strata --help'\n");
+  return EXIT_USAGE;
+}
+
+int
+cli_fail (const char *fmt, ...)
+{
+  va_list ap;
+
+  fputs ("strata: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+  return EXIT_REFUSED;
+}
+
+/* ---- Parsing ---------------------------------------------------------- */
+
+static int
+opt_index (const struct command *c, const char *name)
+{
+  int i;
+
+  for (i = 0; c->opts[i].name; i++)
+    if (strcmp (c->opts[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+const char *
+cli_opt (const struct cli *cli, const char *name)
+{
+  int i = opt_index (cli->cmd, name);
+
+  if (i < 0 || cli->nvals[i] == 0)
+    return NULL;
+  return cli->vals[i][cli->nvals[i] - 1];
+}
+
+const char **
+cli_opt_all (const struct cli *cli, const char *name, size_t *n)
+{
+  int i = opt_index (cli->cmd, name);
+
+  *n = i < 0 ? 0 : cli->nvals[i];
+  return i < 0 ? NULL : cli->vals[i];
+}
+
+enum { OPT_JSON = CHAR_MAX + 1, OPT_SOCKET, OPT_HELP, OPT_CMD };
+
+/* Parse the command's arguments: ARGV[0] is the verb. */
+static int
+parse_command (struct cli *cli, int argc, char **argv, bool *help)
+{
+  const struct command *c = cli->cmd;
+  struct option longopts[CMD_MAX_OPTS + NCOMMON + 1];
+  size_t n = 0, i;
+  int ch;
+
+  for (i = 0; c->opts[i].name; i++)
+    longopts[n++] = (struct option) {
+      c->opts[i].name, c->opts[i].arg ? required_argument : no_argument,
+      NULL, OPT_CMD + (int) i };
+  longopts[n++] = (struct option) { "json", no_argument, NULL, OPT_JSON };
+  longopts[n++] = (struct option) { "socket", required_argument, NULL,
+                                    OPT_SOCKET };
+  longopts[n++] = (struct option) { "help", no_argument, NULL, OPT_HELP };
+  longopts[n] = (struct option) { 0 };
+
+  optind = 0;                   /* reinitialise getopt */
+  opterr = 0;
+  while ((ch = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case OPT_JSON: cli->json = true; break;
+    case OPT_SOCKET: cli->socket = optarg; break;
+    case OPT_HELP: case 'h': *help = true; return 0;
+    case '?':                   /* opterr = 0: we say what was wrong */
+      if (optopt >= OPT_JSON)
+        return cli_usage (cli, "option '%s' needs a value",
+                          argv[optind - 1]);
+      if (optopt != 0)
+        return cli_usage (cli, "unknown option '-%c'", optopt);
+      return cli_usage (cli, "unknown option '%s'", argv[optind - 1]);
+    default:
+      i = ch - OPT_CMD;
+      cli->vals[i] = realloc (cli->vals[i],
+                              (cli->nvals[i] + 1) * sizeof (char *));
+      if (cli->vals[i] == NULL)
+        return cli_fail ("out of memory");
+      cli->vals[i][cli->nvals[i]++] = optarg ? optarg : "1";
+      break;
+    }
+  }
+  cli->argc = argc - optind;
+  cli->argv = argv + optind;
+  if (cli->argc < c->min_args)
+    return cli_usage (cli, "%s", c->args_missing);
+  if (cli->argc > c->max_args)
+    return cli_usage (cli, "%s %s: unexpected argument '%s'", c->noun,
+                      c->verb, cli->argv[c->max_args]);
+  return 0;
+}
+
+static const struct command *
+find_command (const char *noun, const char *verb)
+{
+  size_t i;
+
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp (commands[i].noun, noun) == 0
+        && verb && strcmp (commands[i].verb, verb) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static bool
+noun_known (const char *noun)
+{
+  size_t i;
+
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp (commands[i].noun, noun) == 0)
+      return true;
+  return false;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct cli cli = { .socket = default_socket (), .fd = -1 };
+  bool help = false;
+  int i, r;
+  size_t k;
+
+  log_set_program ("strata");
+
+  /* Global options, before the noun. */
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+
+    if (strcmp (a, "--") == 0) {
+      i++;
+      break;
+    }
+    else if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0)
+      help = true;
+    else if (strcmp (a, "--version") == 0 || strcmp (a, "-V") == 0) {
+      printf ("strata %s\n", STRATA_VERSION);
+      return EXIT_DONE;
+    }
+    else if (strcmp (a, "--json") == 0)
+      cli.json = true;
+    else if (strcmp (a, "--socket") == 0) {
+      if (i + 1 == argc)
+        return cli_usage (NULL, "option '--socket' needs a value");
+      cli.socket = argv[++i];
+    }
+    else if (strncmp (a, "--socket=", 9) == 0)
+      cli.socket = a + 9;
+    else
+      return cli_usage (NULL, "unknown option '%s'", a);
+  }
+
+  if (i == argc) {
+    if (help) {
+      global_help ();
+      return EXIT_DONE;
+    }
+    return cli_usage (NULL, "no command given");
+  }
+  if (i + 1 == argc || argv[i + 1][0] == '-') {
+    if (noun_known (argv[i])) {
+      /* "strata volume" or "strata volume --help": the noun's verbs. */
+      if (help || (i + 1 < argc && (strcmp (argv[i + 1], "--help") == 0
+                                    || strcmp (argv[i + 1], "-h") == 0))) {
+        for (k = 0; k < NCOMMANDS; k++)
+          if (strcmp (commands[k].noun, argv[i]) == 0) {
+            char prefix[64];
+
+            snprintf (prefix, sizeof prefix, "strata %s %s ",
+                      commands[k].noun, commands[k].verb);
+            print_synopsis (prefix, "usage: ");
+          }
+        return EXIT_DONE;
+      }
+      return cli_usage (NULL, "'%s' needs a command", argv[i]);
+    }
+    return cli_usage (NULL, "unknown command '%s'", argv[i]);
+  }
+
+  cli.cmd = find_command (argv[i], argv[i + 1]);
+  if (cli.cmd == NULL) {
+    fprintf (stderr, "strata: unknown command '%s %s'; try 'strata "
+             "--help'\n", argv[i], argv[i + 1]);
+    return EXIT_USAGE;
+  }
+  r = parse_command (&cli, argc - (i + 1), argv + i + 1, &help);
+  if (r != 0)
+    return r;
+  if (help) {
+    command_help (cli.cmd);
+    return EXIT_DONE;
+  }
+  r = cli.cmd->run (&cli);
+  client_close (&cli);
+  for (k = 0; k < CMD_MAX_OPTS; k++)
+    free (cli.vals[k]);
+  if (fflush (stdout) != 0 && r == EXIT_DONE)
+    return cli_fail ("cannot write the output: %m");
+  return r;
+}
