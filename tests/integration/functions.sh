@@ -313,7 +313,7 @@ json_get ()
 import json, sys
 j = json.loads(sys.argv[1])
 r = eval(sys.argv[2])
-print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)
+print(json.dumps(r, sort_keys=True) if isinstance(r, (dict, list, bool)) or r is None else r)
 ' "$1" "$2" || fail "bad JSON or expression $2 on: $1"
 }
 
