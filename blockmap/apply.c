@@ -1,0 +1,190 @@
+/* blockmap/apply.c: the one function that changes the pool's state.
+ *
+ * Every metadata change is a journal record (journal.c), and every
+ * record goes through state_check then state_apply, both at run time
+ * (state_log: check, number, buffer, apply) and at replay:
+ *
+ *   runtime:  request ─▶ struct jrec ─▶ state_log ─┬▶ journal buffer
+ *                                                  └▶ state_apply
+ *   replay:   journal ─▶ journal_decode ─▶ state_check ─▶ state_apply
+ *
+ * so that replaying the journal rebuilds exactly what the running pool
+ * had (DESIGN invariant 2).  state_check validates everything first;
+ * state_apply then cannot fail, except that it aborts the process when
+ * out of memory: a change half applied to memory after its record was
+ * buffered would be worse, and the journal on disk stays consistent,
+ * so a restart recovers.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "internal.h"
+
+/* The largest volume: chunk indexes and byte offsets must not overflow. */
+#define VOLUME_SIZE_MAX (UINT64_C (1) << 60)
+
+static int
+size_valid (uint64_t size)
+{
+  return size > 0 && size % 4096 == 0 && size <= VOLUME_SIZE_MAX;
+}
+
+int
+state_check (struct blockmap_pool *pool, const struct jrec *r)
+{
+  struct blockmap_volume *vol = NULL;
+  uint64_t nchunks;
+
+  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN) {
+    vol = pool_find_volume_id (pool, r->vol);
+    if (vol == NULL)
+      return -ENOENT;
+  }
+  switch (r->type) {
+  case JREC_VOL_CREATE:
+    if (r->name == NULL || blockmap_name_valid (r->name) < 0)
+      return -EINVAL;
+    if (r->vtype == NULL || r->vtype[0] == '\0' ||
+        strlen (r->vtype) >= BLOCKMAP_TYPE_MAX)
+      return -EINVAL;
+    if (r->attrs && strlen (r->attrs) >= BLOCKMAP_ATTRS_MAX)
+      return -E2BIG;
+    if (!size_valid (r->size))
+      return -EINVAL;
+    if (pool_find_volume (pool, r->name) != NULL)
+      return -EEXIST;
+    if (r->vol < pool->next_vol_id || pool_find_volume_id (pool, r->vol))
+      return -EEXIST;
+    return 0;
+  case JREC_VOL_DELETE:
+    return 0;
+  case JREC_VOL_RESIZE:
+    if (!size_valid (r->size))
+      return -EINVAL;
+    if (r->size < vol->size) {
+      /* Any mapped chunk with bytes at or past the new end. */
+      uint64_t first = r->size >> pool->chunk_shift;
+      uint64_t end = bm_chunks_for (pool, vol->size);
+      if (extent_any_mapped (vol, first, end - first))
+        return -ENOTEMPTY;
+    }
+    return 0;
+  case JREC_VOL_SET_ATTRS:
+    if (r->vtype && (r->vtype[0] == '\0' ||
+                     strlen (r->vtype) >= BLOCKMAP_TYPE_MAX))
+      return -EINVAL;
+    if (r->attrs && strlen (r->attrs) >= BLOCKMAP_ATTRS_MAX)
+      return -E2BIG;
+    return 0;
+  case JREC_MAP:
+    nchunks = bm_chunks_for (pool, vol->size);
+    if (r->count == 0 || r->lchunk >= nchunks ||
+        r->count > nchunks - r->lchunk)
+      return -EINVAL;
+    if (r->tier != BM_TIER_HOT)
+      return -EINVAL;
+    if (r->pchunk >= pool->hot.capacity ||
+        r->count > pool->hot.capacity - r->pchunk)
+      return -EINVAL;
+    return 0;
+  case JREC_UNMAP:
+    nchunks = bm_chunks_for (pool, vol->size);
+    if (r->count == 0 || r->lchunk >= nchunks ||
+        r->count > nchunks - r->lchunk)
+      return -EINVAL;
+    return 0;
+  case JREC_POOL_OPEN:
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static char *
+xstrdup (const char *s)
+{
+  char *p = strdup (s);
+
+  if (p == NULL) {
+    log_error ("blockmap: out of memory applying a journal record");
+    abort ();
+  }
+  return p;
+}
+
+void
+state_apply (struct blockmap_pool *pool, const struct jrec *r)
+{
+  struct blockmap_volume *vol = NULL;
+
+  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN)
+    vol = pool_find_volume_id (pool, r->vol);
+
+  switch (r->type) {
+  case JREC_VOL_CREATE:
+    vol = calloc (1, sizeof *vol);
+    if (vol == NULL) {
+      log_error ("blockmap: out of memory creating volume %s", r->name);
+      abort ();
+    }
+    vol->pool = pool;
+    vol->id = r->vol;
+    strcpy (vol->name, r->name);
+    strcpy (vol->type, r->vtype);
+    vol->attrs = xstrdup (r->attrs ? r->attrs : "");
+    vol->size = r->size;
+    vol->created = r->time;
+    rtree_init (&vol->map, &pool->slab, RT_EXTENT);
+    pool_add_volume (pool, vol);
+    if (r->vol >= pool->next_vol_id)
+      pool->next_vol_id = r->vol + 1;
+    break;
+  case JREC_VOL_DELETE:
+    extent_unmap (vol, 0, UINT64_MAX, r->lsn);
+    pool_remove_volume (pool, vol);
+    vol->deleted = true;
+    if (vol->open_count == 0)
+      volume_destroy (vol);
+    break;
+  case JREC_VOL_RESIZE:
+    vol->size = r->size;
+    break;
+  case JREC_VOL_SET_ATTRS:
+    if (r->vtype)
+      strcpy (vol->type, r->vtype);
+    if (r->attrs) {
+      char *a = xstrdup (r->attrs);
+      free (vol->attrs);
+      vol->attrs = a;
+    }
+    break;
+  case JREC_MAP:
+    extent_map (vol, r->lchunk, r->count, r->pchunk, r->tier, r->flags,
+                r->lsn);
+    break;
+  case JREC_UNMAP:
+    extent_unmap (vol, r->lchunk, r->count, r->lsn);
+    break;
+  case JREC_POOL_OPEN:
+    break;
+  }
+  log_debug (DBG_JOURNAL, "blockmap: %s record LSN %" PRIu64 " type %d",
+             pool->replaying ? "replayed" : "applied", r->lsn, r->type);
+}
+
+int
+state_log (struct blockmap_pool *pool, struct jrec *r)
+{
+  int e;
+
+  if (pool->failed)
+    return -EIO;
+  if ((e = state_check (pool, r)) < 0)
+    return e;
+  r->lsn = pool->next_lsn++;
+  journal_encode (pool->uuid, r, &pool->jbuf);
+  state_apply (pool, r);
+  return 0;
+}
