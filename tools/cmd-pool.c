@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,13 @@ cmd_pool_init (struct cli *cli)
     return cli_fail ("cannot create a pool in %s: the options are not "
                      "valid (chunk size a power of two from 4K to 16M; "
                      "size at least one chunk)", path);
+  if (r == -ENOENT) {
+    char parent[4096];
+
+    snprintf (parent, sizeof parent, "%s", path);
+    return cli_fail ("cannot create a pool in %s: its parent directory %s "
+                     "does not exist", path, dirname (parent));
+  }
   if (r < 0)
     return cli_fail ("cannot create a pool in %s: %s", path, strerror (-r));
 

@@ -29,8 +29,22 @@ fmt_size (uint64_t bytes)
   static char bufs[8][32];
   static unsigned next;
   char *b = bufs[next++ % 8];
+  uint64_t back;
+  int shift;
 
+  /* "1.5G" when that is exact; else the largest unit that is ("1552M"),
+   * so two different sizes never print the same.
+   */
   units_format_size (bytes, b, sizeof bufs[0]);
+  if (units_parse_size (b, &back) == 0 && back == bytes)
+    return b;
+  for (shift = 60; shift >= 10; shift -= 10)
+    if (bytes % (UINT64_C (1) << shift) == 0) {
+      snprintf (b, sizeof bufs[0], "%" PRIu64 "%c", bytes >> shift,
+                "KMGTPE"[shift / 10 - 1]);
+      return b;
+    }
+  snprintf (b, sizeof bufs[0], "%" PRIu64, bytes);
   return b;
 }
 

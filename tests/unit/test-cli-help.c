@@ -91,9 +91,9 @@ setup (void **state)
     return -1;
   exe[n] = '\0';
   snprintf (strata, sizeof strata, "%s/strata", dirname (exe));
-  snprintf (srcdir, sizeof srcdir, "%s", __FILE__);
   /* __FILE__ is SRCDIR/tests/unit/test-cli-help.c */
-  snprintf (srcdir, sizeof srcdir, "%s", dirname (dirname (dirname (srcdir))));
+  snprintf (exe, sizeof exe, "%s", __FILE__);
+  snprintf (srcdir, sizeof srcdir, "%s", dirname (dirname (dirname (exe))));
   return 0;
 }
 
