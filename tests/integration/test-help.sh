@@ -30,7 +30,7 @@ check_prog () {
 check_prog stratad "$srcdir/server/stratad.pod" "$srcdir/server/main.c"
 # The CLI's options live in its dispatch table: { "name", "ARG", "help" }.
 help="$(strata --help)"
-for o in $(grep -ohE '\{ *"[a-z][a-z0-9-]+", *("[^"]*"|NULL), *"' "$srcdir"/tools/*.c |
+for o in $(grep -ohE '\{ *"[a-z][a-z0-9-]+", *("[^a-z"][^"]*"|NULL), *"' "$srcdir"/tools/*.c |
            sed -E 's/\{ *"([^"]+)".*/\1/' | sort -u); do
     grep -q -- "--$o\b" <<<"$help" || fail "strata --help does not mention --$o"
     [ -f "$srcdir/tools/strata.pod" ] || fail "tools/strata.pod does not exist"
