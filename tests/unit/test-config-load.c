@@ -270,6 +270,27 @@ test_yaml_syntax_error_names_the_line (void **state)
                   ":4:", NULL);
 }
 
+/* The example shipped for /etc/strata/strata.yaml loads. */
+static void
+test_example_config_file_loads (void **state)
+{
+  char example[4096];
+  struct config *cfg;
+
+  (void) state;
+  /* __FILE__ is SRCDIR/tests/unit/test-config-load.c */
+  snprintf (example, sizeof example, "%.*s/systemd/strata.yaml",
+            (int) (strlen (__FILE__) - strlen ("/tests/unit/test-config-load.c")),
+            __FILE__);
+  if (config_load (example, &cfg, err, sizeof err) != 0)
+    fail_msg ("%s", err);
+  assert_int_equal (cfg->ntypes, 3);
+  assert_int_equal (config_find_type (cfg, "archive")->throughput, 20000000);
+  assert_int_equal (config_find_type (cfg, "ssd")->iops, 3000);
+  assert_int_equal (config_find_type (cfg, "hdd")->max_throughput, 500000000);
+  config_free (cfg);
+}
+
 int
 main (void)
 {
@@ -284,6 +305,7 @@ main (void)
     cmocka_unit_test (test_bad_values_are_refused),
     cmocka_unit_test (test_bad_structure_is_refused),
     cmocka_unit_test (test_yaml_syntax_error_names_the_line),
+    cmocka_unit_test (test_example_config_file_loads),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
