@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "strata.h"
 #include "strata-synopsis.h"
@@ -235,8 +236,9 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
 {
   const struct command *c = cli->cmd;
   struct option longopts[CMD_MAX_OPTS + NCOMMON + 1];
+  CLEANUP_FREE char **esc = NULL;
   size_t n = 0, i;
-  int ch;
+  int ch, nesc = 0;
 
   for (i = 0; c->opts[i].name; i++)
     longopts[n++] = (struct option) {
@@ -247,6 +249,29 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
                                     OPT_SOCKET };
   longopts[n++] = (struct option) { "help", no_argument, NULL, OPT_HELP };
   longopts[n] = (struct option) { 0 };
+
+  /* "--" makes the one argument after it positional (a name starting
+   * with '-' reaches the daemon, which says why it is refused), and
+   * options may still follow: no command takes two positionals, so the
+   * usual "everything after -- is positional" could only be an error.
+   * Escaped arguments are moved to the end, where getopt leaves
+   * positionals.
+   */
+  esc = malloc (argc * sizeof *esc);
+  if (esc == NULL)
+    return cli_fail ("out of memory");
+  {
+    int a, j = 1;
+
+    for (a = 1; a < argc; a++) {
+      if (strcmp (argv[a], "--") == 0 && a + 1 < argc)
+        esc[nesc++] = argv[++a];
+      else if (strcmp (argv[a], "--") != 0)
+        argv[j++] = argv[a];
+    }
+    argv[j] = NULL;
+    argc = j;
+  }
 
   optind = 0;                   /* reinitialise getopt */
   opterr = 0;
@@ -272,7 +297,12 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
       break;
     }
   }
-  cli->argc = argc - optind;
+  /* getopt has moved the positionals to the end; the escaped ones
+   * follow them (argv has room: they came out of it).
+   */
+  for (i = 0; i < (size_t) nesc; i++)
+    argv[argc + i] = esc[i];
+  cli->argc = argc + nesc - optind;
   cli->argv = argv + optind;
   if (cli->argc < c->min_args)
     return cli_usage (cli, "%s", c->args_missing);
