@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "blockmap/internal.h"  /* not server/internal.h */
 
 #define KiB UINT64_C (1024)
 #define MiB (KiB * 1024)
