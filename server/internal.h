@@ -109,4 +109,395 @@ char *admin_handle_request (struct blockmap_pool *pool,
 /* The most bytes one request line may have, without its newline. */
 #define ADMIN_LINE_MAX (1024 * 1024)
 
+/* ---- The NBD data path: loop.c, conn.c, protocol-*.c, sync.c,
+ * listen.c, usage.c, main.c.  Everything below belongs to the files
+ * named in each part.
+ */
+
+#include <getopt.h>
+#include <pthread.h>
+#include <sys/uio.h>
+#include <liburing.h>
+
+#include "nbd-protocol.h"
+
+/* Limits of the data path (see conn.c for why these values). */
+#define PROTO_MIN_BLOCK      512        /* advertised minimum block size */
+#define PROTO_PREF_BLOCK     4096       /* advertised preferred size */
+#define PROTO_MAX_PAYLOAD    (32 * 1024 * 1024) /* advertised maximum */
+#define PROTO_MAX_REQUEST    (64 * 1024 * 1024) /* accepted READ/WRITE */
+#define PROTO_MAX_OPTION     (64 * 1024)        /* option data, bytes */
+#define PROTO_MAX_DESCRIPTORS (64 * 1024)       /* per BLOCK_STATUS reply */
+#define PROTO_META_ALLOCATION_ID 1      /* context id of base:allocation */
+
+/* ---- usage.c: the option table and synopsis (shared with the POD) -- */
+
+extern const char stratad_synopsis[];   /* server/stratad-synopsis.txt */
+extern const struct option stratad_long_options[];
+extern const char stratad_short_options[];
+enum {                                  /* long-only options */
+  OPT_POOL = 256, OPT_UNIX, OPT_LISTEN, OPT_PORT, OPT_ADMIN_SOCKET,
+  OPT_CONFIG, OPT_THREADS, OPT_DEFAULT_EXPORT, OPT_PID_FILE,
+  OPT_DUMP_CONFIG, OPT_VERSION, OPT_HELP,
+};
+
+/* ---- main.c: the state every thread shares -------------------------- */
+
+/* Set at start-up before any thread starts, read-only afterwards
+ * except STOPPING.
+ */
+struct server {
+  struct blockmap_pool *pool;           /* owned by main */
+  const struct config *cfg;             /* owned by main */
+  const struct server_opts *opts;
+  uint32_t chunk_size;                  /* the pool's */
+  int *listen_fds;                      /* NBD listeners, owned by main */
+  size_t nlisten;
+  struct sync_thread *sync;
+  _Atomic bool stopping;                /* SIGTERM/SIGINT seen */
+};
+extern struct server server;
+
+/* ---- listen.c: listening sockets ------------------------------------ */
+
+struct listen_set {
+  int *fds;                     /* NBD listeners, owned */
+  size_t n;
+  int admin_fd;                 /* -1: none */
+  bool activated;               /* fds came from systemd (LISTEN_FDS) */
+};
+
+/* Take the sockets passed by systemd (LISTEN_PID/LISTEN_FDS/
+ * LISTEN_FDNAMES): the one named "admin" becomes LS->admin_fd, the
+ * others NBD listeners.  Returns the number of fds taken (0: not
+ * activated) or -errno.
+ */
+int listen_systemd (struct listen_set *ls);
+/* Listen on TCP ADDR:PORT (every address it resolves to). */
+int listen_tcp (struct listen_set *ls, const char *addr, int port);
+/* Listen on the Unix socket PATH, replacing a stale socket file.
+ * Stores the fd in *FD.  -EADDRINUSE if a live server answers there.
+ */
+int listen_unix (const char *path, int *fd);
+void listen_set_free (struct listen_set *ls);
+
+/* ---- sync.c: the thread that makes writes durable ------------------- */
+
+struct loop;
+struct sync_thread;
+
+/* A message from another thread to a loop (loop_post). */
+struct loop_msg {
+  struct loop_msg *next;
+  void (*fn) (struct loop_msg *msg);    /* runs on the loop's thread */
+};
+
+/* One request for durability.  Group commit: a sync_req is covered by
+ * the first blockmap_pool_sync() that STARTS after sync_post() (so it
+ * covers every write completed before the post, on any connection).
+ * RESULT is then set and MSG posted to LOOP.
+ */
+struct sync_req {
+  struct loop_msg msg;
+  struct loop *loop;
+  struct sync_req *next;                /* in the sync queue */
+  int result;                           /* 0 or -errno */
+};
+
+int sync_start (struct blockmap_pool *pool, struct sync_thread **out);
+/* Queue SR (any thread; never blocks beyond a short mutex). */
+void sync_post (struct sync_thread *st, struct sync_req *sr);
+/* Finish queued requests, then stop and join the thread.  NULL ok. */
+void sync_stop (struct sync_thread *st);
+
+/* ---- loop.c: one io_uring event loop per thread --------------------- */
+
+/* Every SQE's user_data points at a uop embedded in its owner; the
+ * loop calls CB once per CQE.  Ownership: while the op is in the ring
+ * the owner must not be freed (conn.c counts its ops for this).
+ */
+struct uop {
+  void (*cb) (struct uop *op, int res, uint32_t cqe_flags);
+};
+
+struct conn;
+struct req;
+
+/* Reusable data buffers, by power-of-two size class. */
+#define BUFPOOL_MIN_SHIFT 12
+#define BUFPOOL_MAX_SHIFT 26
+struct bufpool {
+  void *free[BUFPOOL_MAX_SHIFT + 1];   /* singly linked through word 0 */
+  size_t cached;                        /* bytes on the free lists */
+};
+
+struct accept_op {
+  struct uop op;
+  struct uop retry;                     /* timer after an accept error */
+  struct __kernel_timespec ts;
+  struct loop *loop;
+  int fd;                               /* listening socket, borrowed */
+  bool armed;
+};
+
+struct loop {
+  unsigned index;
+  pthread_t thread;
+  struct io_uring ring;
+  int efd;                              /* eventfd: messages, stop */
+  uint64_t efd_buf;
+  struct uop efd_op;
+  unsigned pending;                     /* SQEs posted, CQEs not seen */
+
+  pthread_mutex_t msg_lock;
+  struct loop_msg *msgs;                /* protected by msg_lock */
+
+  struct accept_op *accepts;            /* owned, one per listener */
+  size_t naccepts;
+
+  struct conn *conns;                   /* every live conn (owner only) */
+  unsigned nconns;
+  struct conn *dirty;                   /* conns to service after CQEs */
+
+  struct req *parked;                   /* writes waiting on a CoW */
+  struct uop park_op;
+  struct __kernel_timespec park_ts;
+  bool park_armed, cow_committed;
+
+  struct loop_msg stop_msg;             /* posted by loop_request_stop */
+  _Atomic bool stop_posted;
+  struct uop stop_op;                   /* bounded wait at shutdown */
+  struct __kernel_timespec stop_ts;
+  bool stopping, stop_timer_armed, forced;
+  bool single;                          /* -s: exit when conns end */
+
+  struct bufpool bufs;
+  struct req *free_reqs;
+  unsigned nfree_reqs;
+};
+
+int loop_create (unsigned index, struct loop **out);
+int loop_start (struct loop *loop);
+/* Ask the loop to stop accepting and drain (any thread). */
+void loop_request_stop (struct loop *loop);
+void loop_join_and_free (struct loop *loop);
+/* Post MSG to LOOP from any thread. */
+void loop_post (struct loop *loop, struct loop_msg *msg);
+/* An SQE of LOOP (owner thread); submits to make room when full. */
+struct io_uring_sqe *loop_sqe (struct loop *loop, struct uop *op);
+/* Park REQ until a CoW commit (or the next tick) lets it retry. */
+void loop_park (struct loop *loop, struct req *req);
+/* Buffers of at least SIZE bytes (4K-aligned); *CAP gets the size to
+ * pass back to bufpool_put.  NULL if out of memory.
+ */
+void *bufpool_get (struct loop *loop, size_t size, size_t *cap);
+void bufpool_put (struct loop *loop, void *buf, size_t cap);
+
+/* ---- conn.c: a client connection ------------------------------------ */
+
+/* A reply (or handshake message) queued for sending.  DONE is called
+ * once, after it was sent or when the connection drops it.
+ */
+struct out {
+  struct out *next;
+  struct iovec *iov;
+  unsigned niov;
+  void (*done) (struct out *out);
+};
+
+enum conn_state {
+  CONN_HS_FLAGS,                /* waiting for the client flags */
+  CONN_HS_OPTIONS,              /* option haggling */
+  CONN_TRANSMISSION,
+  CONN_CLOSING,                 /* no more input; free when idle */
+};
+
+#define CONN_RBUF_SIZE (128 * 1024)
+#define CONN_MAX_REQS 128               /* requests in flight */
+#define CONN_MAX_BYTES (256 * 1024 * 1024) /* request buffers held */
+#define CONN_SEND_IOV 64
+/* The largest message parsed in place from rbuf (an option with its
+ * header, or a WRITE with its payload); bigger WRITE payloads are
+ * received straight into the request's buffer.
+ */
+#define CONN_RBUF_MSG_MAX (CONN_RBUF_SIZE / 2 + 64)
+
+struct conn {
+  struct loop *loop;                    /* owner, immutable */
+  struct conn *next, *prev;             /* loop->conns */
+  struct conn *dirty_next;
+  bool dirty;
+  uint64_t id;
+  int rfd, wfd;                         /* the same socket, except -s */
+  bool is_socket;
+  enum conn_state state;
+
+  /* Input. */
+  char *rbuf;                           /* CONN_RBUF_SIZE, owned */
+  size_t rstart, rend;                  /* unparsed bytes */
+  struct uop recv_op;
+  bool recv_posted;
+  struct req *payload_req;              /* WRITE payload read directly */
+  uint64_t discard;                     /* input bytes to skip */
+  bool eof;
+
+  /* Output: replies in completion order, one send in flight. */
+  struct out *sendq, *sendq_tail;
+  size_t sendq_bytes;                   /* queued, not yet sent */
+  size_t head_sent;                     /* bytes of sendq already sent */
+  struct uop send_op;
+  bool send_posted;
+  struct iovec siov[CONN_SEND_IOV];
+  struct msghdr smsg;
+
+  unsigned nreqs;                       /* struct req alive */
+  size_t req_bytes;                     /* their buffers */
+  bool disc;                            /* NBD_CMD_DISC seen */
+  struct uop cancel_op;
+  unsigned cancels;
+
+  /* Negotiated in the handshake. */
+  uint32_t cflags;
+  unsigned noptions;
+  bool structured;
+  bool meta_allocation;                 /* base:allocation selected */
+  char *meta_export;                    /* ...for this export, owned */
+  struct blockmap_volume *vol;          /* owned handle */
+  char *export_name;                    /* owned */
+  uint16_t eflags;
+};
+
+/* Make a connection on LOOP for the accepted socket FD (or, with -s,
+ * RFD/WFD = stdin/stdout) and start the handshake.
+ */
+int conn_new (struct loop *loop, int rfd, int wfd);
+/* Start closing C: no more input; freed once nothing is in flight. */
+void conn_close (struct conn *c);
+/* Queue OUT on C's send queue (sent at the end of this loop pass). */
+void conn_queue (struct conn *c, struct out *out);
+/* Have C parsed and flushed at the end of this loop pass. */
+void conn_mark_dirty (struct conn *c);
+void conn_service (struct conn *c);
+/* Queue a handshake message: HDR (HDRLEN bytes) then DATA. */
+int conn_queue_copy (struct conn *c, const void *hdr, size_t hdrlen,
+                     const void *data, size_t datalen);
+void conn_maybe_free (struct conn *c);
+
+/* ---- protocol-handshake.c ------------------------------------------- */
+
+/* Queue the greeting on a new connection. */
+int proto_greet (struct conn *c);
+/* Consume handshake input from C's buffer.  Returns 0 (need more
+ * input, or the state changed), or -errno to drop the connection.
+ */
+int proto_handshake (struct conn *c);
+/* Transmission flags for an export. */
+uint16_t proto_export_flags (bool structured, bool rotational,
+                             bool read_only);
+/* Parse an NBD_OPT_INFO/GO body.  Stores the name (not NUL-terminated)
+ * and the info requests.  Returns 0 or -EINVAL.
+ */
+int proto_parse_info_request (const char *data, uint32_t len,
+                              const char **name, uint32_t *namelen,
+                              const char **reqs, uint16_t *nreqs);
+
+/* ---- protocol-transmission.c ---------------------------------------- */
+
+/* One NBD request.  Ownership: the connection's parser makes it; it
+ * lives while any of its segs is in the ring, while a sync is pending,
+ * and while its reply is on the send queue; req_free returns it to
+ * the loop's free list.
+ */
+#define REQ_SEGS 32
+enum seg_phase {
+  SEG_READ, SEG_WRITE, SEG_ZERO, SEG_COW_READ, SEG_COW_WRITE,
+};
+struct seg {
+  struct uop op;
+  struct req *req;
+  struct blockmap_run run;
+  enum seg_phase phase;
+  int fd;
+  char *buf;                    /* borrowed from the req, or cowbuf */
+  const char *src;              /* bytes to copy in, NULL: zeroes */
+  uint64_t file_off;
+  size_t len, done;
+  bool zero_src;                /* write zeroes from the shared buffer */
+  char *cowbuf;                 /* owned, from the bufpool */
+  size_t cowcap;
+};
+
+struct piece {                  /* a structured READ reply chunk */
+  uint64_t offset;
+  uint32_t length;
+  bool hole;
+};
+
+struct req {
+  struct out out;               /* the reply */
+  struct conn *conn;
+  struct req *next;             /* free list or loop->parked */
+  uint16_t flags, type;
+  uint64_t cookie, offset;
+  uint32_t length;
+  int error;                    /* first failure, -errno */
+  const char *errmsg;           /* static text for error chunks */
+
+  char *buf;                    /* data, owned, from the bufpool */
+  size_t bufcap;
+  size_t got;                   /* WRITE payload bytes received */
+
+  uint64_t token;               /* blockmap_io_begin */
+  bool io_active;
+  unsigned pending;             /* segs in the ring */
+  uint64_t pos, end;            /* the current range's progress */
+  uint64_t ranges[2][2];        /* [start, end) still to do */
+  unsigned nranges, cur_range;
+  bool skip_holes;              /* zeroing: leave holes alone */
+
+  struct piece *pieces;         /* READ structured: owned if != inl */
+  unsigned npieces, piececap;
+  struct piece pieces_inl[4];
+
+  struct sync_req sync;
+
+  struct iovec *iov;            /* reply vector, owned if != iov_inl */
+  struct iovec iov_inl[4];
+  char *hdr;                    /* reply headers, owned if != hdr_inl */
+  char hdr_inl[160];
+
+  struct seg segs[REQ_SEGS];    /* last: not cleared by req_new */
+};
+
+/* Result of checking a request header. */
+enum proto_verdict {
+  PROTO_OK,
+  PROTO_ERROR,                  /* reply with *ERR, skip any payload */
+  PROTO_DISCONNECT,             /* the stream cannot be trusted */
+};
+
+struct proto_export_state {
+  uint64_t size;
+  uint16_t eflags;
+  bool structured;
+  bool meta_allocation;
+};
+
+/* Check request R (fields already in host byte order) against the
+ * export.  Pure: no I/O, no allocation.  On PROTO_ERROR stores the
+ * -errno in *ERR and a sentence for the client in *MSG.
+ */
+enum proto_verdict proto_check_request (const struct nbd_request *r,
+                                        const struct proto_export_state *e,
+                                        int *err, const char **msg);
+/* The only place where an errno becomes an NBD error. */
+uint32_t proto_errno_to_nbd (int err, uint16_t flags);
+/* Parse transmission input of C.  Returns 0 or -errno (drop). */
+int proto_transmission (struct conn *c);
+/* Start executing REQ (header fields set, payload in place). */
+void proto_execute (struct req *req);
+/* Retry a parked request (loop.c, after a CoW commit or a tick). */
+void proto_retry_parked (struct req *req);
+void req_free (struct req *req);
+
 #endif /* STRATA_SERVER_INTERNAL_H */

@@ -1,0 +1,566 @@
+/* server/loop.c: one io_uring event loop per thread.
+ *
+ * Each loop thread owns one ring and everything reached from it: its
+ * connections, their requests and buffers.  Nothing on a loop blocks:
+ * socket receive/send, data-file I/O, timers and the wake-up eventfd
+ * all go through the ring, and one io_uring_submit_and_wait() per
+ * pass both submits everything queued and waits for completions.
+ *
+ *     listeners ──accept──▶ conn ──recv──▶ rbuf ──parse──▶ req
+ *                              ▲                            │ READ/WRITE
+ *                              └──sendmsg (batched)◀──reply─┘ at run.pool_offset
+ *
+ *     sync thread ──loop_post()+eventfd──▶ loop  (FLUSH/FUA done)
+ *
+ * Every loop posts an accept on every listening socket; the kernel
+ * hands each new connection to one of them, which then serves it for
+ * its whole life.  Work that a completion makes possible (parse more
+ * input, send the replies that became ready) is not done inside the
+ * completion but after the whole batch of CQEs (the "dirty" list), so
+ * replies finished in one pass leave in one sendmsg.
+ *
+ * Ownership of ring operations: every SQE's user_data is a struct uop
+ * embedded in its owner; loop->pending counts them, and a loop exits
+ * only once it reaches zero, so no buffer the kernel may still write
+ * is ever freed.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "internal.h"
+
+#define container_of(ptr, type, member) \
+  ((type *) ((char *) (ptr) - offsetof (type, member)))
+
+/* The daemon's shared state (defined here so that unit tests, which
+ * link server_core without main.c, have it too).
+ */
+struct server server;
+
+#define LOOP_SQ_ENTRIES 256
+#define LOOP_CQ_ENTRIES 16384           /* bursts of file I/O CQEs */
+#define LOOP_STOP_WAIT_SEC 10           /* drain bound at shutdown */
+#define BUFPOOL_CACHE_MAX (64 * 1024 * 1024)
+
+static void efd_post_read (struct loop *loop);
+
+struct io_uring_sqe *
+loop_sqe (struct loop *loop, struct uop *op)
+{
+  struct io_uring_sqe *sqe;
+  int r, tries = 0;
+
+  while ((sqe = io_uring_get_sqe (&loop->ring)) == NULL) {
+    r = io_uring_submit (&loop->ring);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+      errno = -r;
+      log_error ("loop %u: io_uring_submit: %m", loop->index);
+      abort ();                 /* a broken ring cannot be recovered */
+    }
+    if (r < 0 && ++tries > 1000000) {
+      log_error ("loop %u: submission queue stuck", loop->index);
+      abort ();
+    }
+  }
+  io_uring_sqe_set_data (sqe, op);
+  loop->pending++;
+  return sqe;
+}
+
+/* ---- Buffers -------------------------------------------------------- */
+
+void *
+bufpool_get (struct loop *loop, size_t size, size_t *cap)
+{
+  unsigned shift = BUFPOOL_MIN_SHIFT;
+  void *p;
+
+  while (shift < BUFPOOL_MAX_SHIFT && ((size_t) 1 << shift) < size)
+    shift++;
+  if (((size_t) 1 << shift) < size)
+    return NULL;
+  p = loop->bufs.free[shift];
+  if (p) {
+    loop->bufs.free[shift] = *(void **) p;
+    loop->bufs.cached -= (size_t) 1 << shift;
+  }
+  else if (posix_memalign (&p, 4096, (size_t) 1 << shift) != 0)
+    return NULL;
+  *cap = (size_t) 1 << shift;
+  return p;
+}
+
+void
+bufpool_put (struct loop *loop, void *buf, size_t cap)
+{
+  unsigned shift = BUFPOOL_MIN_SHIFT;
+
+  if (buf == NULL)
+    return;
+  while (((size_t) 1 << shift) < cap)
+    shift++;
+  assert (((size_t) 1 << shift) == cap);
+  if (loop->bufs.cached + cap > BUFPOOL_CACHE_MAX) {
+    free (buf);
+    return;
+  }
+  *(void **) buf = loop->bufs.free[shift];
+  loop->bufs.free[shift] = buf;
+  loop->bufs.cached += cap;
+}
+
+static void
+bufpool_clear (struct loop *loop)
+{
+  unsigned i;
+  void *p;
+
+  for (i = 0; i <= BUFPOOL_MAX_SHIFT; i++)
+    while ((p = loop->bufs.free[i]) != NULL) {
+      loop->bufs.free[i] = *(void **) p;
+      free (p);
+    }
+  loop->bufs.cached = 0;
+}
+
+/* ---- Accepting connections ------------------------------------------ */
+
+static void accept_post (struct accept_op *a);
+
+static void
+accept_retry_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct accept_op *a = container_of (op, struct accept_op, retry);
+
+  (void) res; (void) flags;
+  if (!a->loop->stopping)
+    accept_post (a);
+}
+
+static void
+accept_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct accept_op *a = container_of (op, struct accept_op, op);
+  struct loop *loop = a->loop;
+  int one = 1, r;
+
+  (void) flags;
+  a->armed = false;
+  if (res >= 0) {
+    if (loop->stopping) {
+      close (res);
+      return;
+    }
+    /* Fails harmlessly (ENOTSUP / EOPNOTSUPP) on Unix sockets. */
+    setsockopt (res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    r = conn_new (loop, res, res);
+    if (r < 0) {
+      errno = -r;
+      log_error_ratelimited ("loop %u: new connection: %m", loop->index);
+      close (res);
+    }
+    accept_post (a);
+    return;
+  }
+  if (loop->stopping || res == -ECANCELED)
+    return;
+  switch (-res) {
+  case EINTR: case EAGAIN: case ECONNABORTED: case EPROTO: case EPERM:
+    accept_post (a);
+    return;
+  default:                      /* EMFILE, ENFILE, ENOBUFS, ENOMEM ... */
+    errno = -res;
+    log_error_ratelimited ("loop %u: accept on fd %d: %m (retrying)",
+                           loop->index, a->fd);
+    a->ts.tv_sec = 0;
+    a->ts.tv_nsec = 100 * 1000 * 1000;
+    io_uring_prep_timeout (loop_sqe (loop, &a->retry), &a->ts, 0, 0);
+  }
+}
+
+static void
+accept_post (struct accept_op *a)
+{
+  io_uring_prep_accept (loop_sqe (a->loop, &a->op), a->fd, NULL, NULL,
+                        SOCK_CLOEXEC);
+  a->armed = true;
+}
+
+/* ---- Cross-thread messages ------------------------------------------ */
+
+void
+loop_post (struct loop *loop, struct loop_msg *msg)
+{
+  uint64_t one = 1;
+  bool was_empty;
+
+  {
+    LOCK_FOR_SCOPE (&loop->msg_lock);
+    was_empty = loop->msgs == NULL;
+    msg->next = loop->msgs;
+    loop->msgs = msg;
+  }
+  /* A wake-up is only needed when the list was empty: otherwise one
+   * is already on its way.
+   */
+  if (was_empty && write (loop->efd, &one, sizeof one) != sizeof one)
+    log_error ("loop %u: eventfd write: %m", loop->index);
+}
+
+static void
+run_msgs (struct loop *loop)
+{
+  struct loop_msg *list, *rev = NULL, *next;
+
+  {
+    LOCK_FOR_SCOPE (&loop->msg_lock);
+    list = loop->msgs;
+    loop->msgs = NULL;
+  }
+  while (list) {                /* posted LIFO; run in order */
+    next = list->next;
+    list->next = rev;
+    rev = list;
+    list = next;
+  }
+  while (rev) {
+    next = rev->next;
+    rev->fn (rev);
+    rev = next;
+  }
+}
+
+static void
+efd_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct loop *loop = container_of (op, struct loop, efd_op);
+
+  (void) flags;
+  if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
+    errno = -res;
+    log_error ("loop %u: eventfd read: %m", loop->index);
+  }
+  run_msgs (loop);
+  if (res != -ECANCELED && !(loop->stopping && loop->nconns == 0))
+    efd_post_read (loop);
+}
+
+static void
+efd_post_read (struct loop *loop)
+{
+  io_uring_prep_read (loop_sqe (loop, &loop->efd_op), loop->efd,
+                      &loop->efd_buf, sizeof loop->efd_buf, 0);
+}
+
+/* ---- Parked requests ------------------------------------------------ */
+
+static void
+park_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct loop *loop = container_of (op, struct loop, park_op);
+
+  (void) res; (void) flags;
+  loop->park_armed = false;
+  loop->cow_committed = true;   /* retry at the end of this pass */
+}
+
+void
+loop_park (struct loop *loop, struct req *req)
+{
+  req->next = loop->parked;
+  loop->parked = req;
+  if (!loop->park_armed && !loop->stopping) {
+    /* A CoW commit on this loop retries at once; one on another loop
+     * (another connection to the same volume) is noticed by this tick.
+     */
+    loop->park_ts.tv_sec = 0;
+    loop->park_ts.tv_nsec = 1000 * 1000;
+    io_uring_prep_timeout (loop_sqe (loop, &loop->park_op),
+                           &loop->park_ts, 0, 0);
+    loop->park_armed = true;
+  }
+}
+
+static void
+retry_parked (struct loop *loop)
+{
+  struct req *list = loop->parked, *next;
+
+  loop->parked = NULL;
+  loop->cow_committed = false;
+  while (list) {
+    next = list->next;
+    proto_retry_parked (list);
+    list = next;
+  }
+}
+
+/* ---- Stopping ------------------------------------------------------- */
+
+static void
+stop_timer_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct loop *loop = container_of (op, struct loop, stop_op);
+  struct conn *c, *next;
+
+  (void) flags;
+  loop->stop_timer_armed = false;
+  if (res == -ECANCELED || loop->nconns == 0)
+    return;
+  log_warn ("loop %u: %u connection(s) still busy after %d s, closing them",
+            loop->index, loop->nconns, LOOP_STOP_WAIT_SEC);
+  loop->forced = true;
+  for (c = loop->conns; c; c = next) {
+    next = c->next;
+    conn_close (c);
+  }
+}
+
+static void
+stop_msg_fn (struct loop_msg *msg)
+{
+  struct loop *loop = container_of (msg, struct loop, stop_msg);
+  struct conn *c, *next;
+  size_t i;
+
+  if (loop->stopping)
+    return;
+  loop->stopping = true;
+  log_debug (DBG_LOOP, "loop %u: stopping, %u connection(s)",
+             loop->index, loop->nconns);
+  for (i = 0; i < loop->naccepts; i++)
+    if (loop->accepts[i].armed)
+      io_uring_prep_cancel (loop_sqe (loop, NULL), &loop->accepts[i].op, 0);
+  /* Connections stop reading requests; the ones in flight finish and
+   * are answered, then each connection closes (conn.c).
+   */
+  for (c = loop->conns; c; c = next) {
+    next = c->next;
+    if (c->state == CONN_TRANSMISSION) {
+      c->disc = true;
+      conn_mark_dirty (c);
+    }
+    else
+      conn_close (c);
+  }
+  if (loop->nconns > 0) {
+    loop->stop_ts.tv_sec = LOOP_STOP_WAIT_SEC;
+    loop->stop_ts.tv_nsec = 0;
+    io_uring_prep_timeout (loop_sqe (loop, &loop->stop_op),
+                           &loop->stop_ts, 0, 0);
+    loop->stop_timer_armed = true;
+  }
+}
+
+void
+loop_request_stop (struct loop *loop)
+{
+  bool expected = false;
+
+  if (atomic_compare_exchange_strong (&loop->stop_posted, &expected, true))
+    loop_post (loop, &loop->stop_msg);
+}
+
+/* ---- The loop ------------------------------------------------------- */
+
+static void
+null_cb (struct uop *op, int res, uint32_t flags)
+{
+  (void) op; (void) res; (void) flags;
+}
+
+static void *
+loop_thread (void *arg)
+{
+  struct loop *loop = arg;
+  struct io_uring_cqe *cqe;
+  struct uop cancel_all = { .cb = null_cb };
+  bool cancelled = false;
+  unsigned head, n;
+  size_t i;
+  int r;
+
+  efd_post_read (loop);
+  for (i = 0; i < loop->naccepts; i++)
+    accept_post (&loop->accepts[i]);
+
+  for (;;) {
+    if (loop->stopping && loop->nconns == 0) {
+      /* Everything left in the ring is ours (eventfd read, timers):
+       * cancel it all and wait until the kernel has let go.
+       */
+      if (!cancelled) {
+        struct io_uring_sqe *sqe = loop_sqe (loop, &cancel_all);
+        io_uring_prep_cancel64 (sqe, 0, IORING_ASYNC_CANCEL_ANY |
+                                IORING_ASYNC_CANCEL_ALL);
+        cancelled = true;
+      }
+      if (loop->pending == 0)
+        break;
+    }
+
+    r = io_uring_submit_and_wait (&loop->ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY &&
+        r != -ETIME) {
+      errno = -r;
+      log_error ("loop %u: io_uring_submit_and_wait: %m", loop->index);
+      abort ();
+    }
+
+    n = 0;
+    io_uring_for_each_cqe (&loop->ring, head, cqe) {
+      struct uop *op = io_uring_cqe_get_data (cqe);
+
+      n++;
+      loop->pending--;
+      if (op != NULL)           /* NULL: cancel requests */
+        op->cb (op, cqe->res, cqe->flags);
+    }
+    io_uring_cq_advance (&loop->ring, n);
+
+    if (loop->cow_committed && loop->parked)
+      retry_parked (loop);
+    while (loop->dirty) {
+      struct conn *c = loop->dirty;
+
+      loop->dirty = c->dirty_next;
+      c->dirty = false;
+      conn_service (c);         /* may free c */
+    }
+    if (loop->parked && !loop->park_armed && !loop->stopping) {
+      struct req *list = loop->parked;
+      loop->parked = NULL;
+      while (list) {            /* re-park to re-arm the tick */
+        struct req *next = list->next;
+        loop_park (loop, list);
+        list = next;
+      }
+    }
+    if (loop->single && loop->nconns == 0 && !loop->stopping) {
+      /* -s: the one client has gone; tell main to shut down. */
+      loop->stopping = true;
+      kill (getpid (), SIGTERM);
+    }
+    if (loop->stopping && loop->nconns == 0 && loop->stop_timer_armed) {
+      io_uring_prep_cancel (loop_sqe (loop, NULL), &loop->stop_op, 0);
+      loop->stop_timer_armed = false;
+    }
+  }
+  log_debug (DBG_LOOP, "loop %u: finished", loop->index);
+  return NULL;
+}
+
+int
+loop_create (unsigned index, struct loop **out)
+{
+  struct io_uring_params p;
+  struct loop *loop;
+  size_t i;
+  int r;
+
+  loop = calloc (1, sizeof *loop);
+  if (loop == NULL)
+    return -ENOMEM;
+  loop->index = index;
+  loop->efd = -1;
+  loop->efd_op.cb = efd_cb;
+  loop->park_op.cb = park_cb;
+  loop->stop_op.cb = stop_timer_cb;
+  loop->stop_msg.fn = stop_msg_fn;
+  pthread_mutex_init (&loop->msg_lock, NULL);
+
+  memset (&p, 0, sizeof p);
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  p.cq_entries = LOOP_CQ_ENTRIES;
+  r = io_uring_queue_init_params (LOOP_SQ_ENTRIES, &loop->ring, &p);
+  if (r == -EINVAL) {           /* older kernel: no COOP_TASKRUN */
+    memset (&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = LOOP_CQ_ENTRIES;
+    r = io_uring_queue_init_params (LOOP_SQ_ENTRIES, &loop->ring, &p);
+  }
+  if (r < 0) {
+    errno = -r;
+    log_error ("io_uring_queue_init: %m");
+    pthread_mutex_destroy (&loop->msg_lock);
+    free (loop);
+    return r;
+  }
+  loop->efd = eventfd (0, EFD_CLOEXEC);
+  if (loop->efd == -1) {
+    r = -errno;
+    log_error ("eventfd: %m");
+    goto fail;
+  }
+  loop->naccepts = server.nlisten;
+  if (loop->naccepts) {
+    loop->accepts = calloc (loop->naccepts, sizeof *loop->accepts);
+    if (loop->accepts == NULL) {
+      r = -ENOMEM;
+      goto fail;
+    }
+  }
+  for (i = 0; i < loop->naccepts; i++) {
+    loop->accepts[i].op.cb = accept_cb;
+    loop->accepts[i].retry.cb = accept_retry_cb;
+    loop->accepts[i].loop = loop;
+    loop->accepts[i].fd = server.listen_fds[i];
+  }
+  *out = loop;
+  return 0;
+
+ fail:
+  io_uring_queue_exit (&loop->ring);
+  if (loop->efd >= 0)
+    close (loop->efd);
+  free (loop->accepts);
+  pthread_mutex_destroy (&loop->msg_lock);
+  free (loop);
+  return r;
+}
+
+int
+loop_start (struct loop *loop)
+{
+  int r = pthread_create (&loop->thread, NULL, loop_thread, loop);
+
+  if (r != 0) {
+    errno = r;
+    log_error ("loop %u: pthread_create: %m", loop->index);
+    return -r;
+  }
+  return 0;
+}
+
+void
+loop_join_and_free (struct loop *loop)
+{
+  struct req *req;
+
+  if (loop == NULL)
+    return;
+  pthread_join (loop->thread, NULL);
+  while ((req = loop->free_reqs) != NULL) {
+    loop->free_reqs = req->next;
+    free (req);
+  }
+  bufpool_clear (loop);
+  io_uring_queue_exit (&loop->ring);
+  close (loop->efd);
+  free (loop->accepts);
+  pthread_mutex_destroy (&loop->msg_lock);
+  free (loop);
+}

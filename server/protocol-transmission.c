@@ -1,0 +1,1088 @@
+/* server/protocol-transmission.c: NBD requests, from header to reply.
+ *
+ * A request header is checked (proto_check_request, pure, unit
+ * tested), becomes a struct req, and is executed as a small pipeline
+ * of ring operations:
+ *
+ *   READ          map_range ─▶ READ per data run ─▶ reply
+ *                 (holes are never read: zeroes, or OFFSET_HOLE chunks)
+ *   WRITE         write_prepare ─▶ WRITE per run ─▶ [sync if FUA] ─▶ reply
+ *                   BM_RUN_COW: READ old chunk, merge, WRITE new chunk,
+ *                   blockmap_cow_commit
+ *   TRIM,         blockmap_unmap (whole chunks) ─▶ zero the partial
+ *   WRITE_ZEROES  edges (write_prepare, then FALLOCATE ZERO_RANGE, or a
+ *                 CoW merge with zeroes) ─▶ [sync if FUA] ─▶ reply
+ *     +NO_HOLE    write_prepare the whole range ─▶ ZERO_RANGE per run
+ *   FLUSH         sync thread (group commit) ─▶ reply
+ *   BLOCK_STATUS  map_range ─▶ descriptors ─▶ reply
+ *   CACHE         reply (a hint; nothing is cached yet)
+ *
+ * Ranges are resolved in batches of at most REQ_SEGS runs; the next
+ * batch is resolved only when the previous one's I/O has finished, so
+ * a request never holds a pending CoW chunk while it waits.  If
+ * write_prepare answers -EAGAIN (another request is copying one of the
+ * chunks) the request is parked on its loop and retried after the next
+ * CoW commit there, or on the next 1 ms tick (loop_park).
+ *
+ * Every request's data I/O lies between blockmap_io_begin and
+ * blockmap_io_end, so a chunk freed meanwhile is never reused under it
+ * (blockmap.h durability model; DESIGN invariant 2).  FUA and FLUSH
+ * go through the sync thread, whose group commit starts after the
+ * request was queued, so a FLUSH covers every write completed before
+ * it on any connection (invariant 1, CAN_MULTI_CONN).
+ *
+ * Errors: each failure is an -errno until proto_errno_to_nbd, the one
+ * place it becomes an NBD error.  With structured replies an error is
+ * an NBD_REPLY_TYPE_ERROR chunk carrying a sentence.
+ */
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "internal.h"
+
+#define container_of(ptr, type, member) \
+  ((type *) ((char *) (ptr) - offsetof (type, member)))
+
+#define ZERO_BUF_SIZE (1024 * 1024)
+static const char zero_buf[ZERO_BUF_SIZE];
+#define REQ_FREE_MAX 256
+
+static void req_step (struct req *req);
+static void req_io_finished (struct req *req);
+static void reply_error (struct req *req, int err, const char *msg);
+
+/* ---- Pure functions ------------------------------------------------- */
+
+uint32_t
+proto_errno_to_nbd (int err, uint16_t flags)
+{
+  switch (err) {
+  case 0:                 return NBD_SUCCESS;
+  case EPERM: case EROFS: return NBD_EPERM;
+  case ENOMEM:            return NBD_ENOMEM;
+  case ENOSPC: case EDQUOT: case EFBIG: return NBD_ENOSPC;
+  case ESHUTDOWN:         return NBD_ESHUTDOWN;
+  case EINVAL:            return NBD_EINVAL;
+  case ENOTSUP:
+    return flags & NBD_CMD_FLAG_FAST_ZERO ? NBD_ENOTSUP : NBD_EINVAL;
+  case EOVERFLOW:
+    return flags & NBD_CMD_FLAG_DF ? NBD_EOVERFLOW : NBD_EINVAL;
+  default:                return NBD_EIO;  /* disk trouble and the like */
+  }
+}
+
+static const char *
+cmd_name (uint16_t type)
+{
+  switch (type) {
+  case NBD_CMD_READ:         return "NBD_CMD_READ";
+  case NBD_CMD_WRITE:        return "NBD_CMD_WRITE";
+  case NBD_CMD_DISC:         return "NBD_CMD_DISC";
+  case NBD_CMD_FLUSH:        return "NBD_CMD_FLUSH";
+  case NBD_CMD_TRIM:         return "NBD_CMD_TRIM";
+  case NBD_CMD_CACHE:        return "NBD_CMD_CACHE";
+  case NBD_CMD_WRITE_ZEROES: return "NBD_CMD_WRITE_ZEROES";
+  case NBD_CMD_BLOCK_STATUS: return "NBD_CMD_BLOCK_STATUS";
+  default:                   return "unknown command";
+  }
+}
+
+enum proto_verdict
+proto_check_request (const struct nbd_request *r,
+                     const struct proto_export_state *e,
+                     int *err, const char **msg)
+{
+  uint16_t allowed = NBD_CMD_FLAG_FUA;
+  bool writes = false;
+
+  if (r->magic != NBD_REQUEST_MAGIC) {
+    *err = -EPROTO;
+    *msg = "bad request magic";
+    return PROTO_DISCONNECT;
+  }
+  switch (r->type) {
+  case NBD_CMD_READ:
+    if (e->eflags & NBD_FLAG_SEND_DF)
+      allowed |= NBD_CMD_FLAG_DF;
+    break;
+  case NBD_CMD_WRITE:
+    writes = true;
+    if (r->length > PROTO_MAX_REQUEST) {
+      /* Its payload is too big to skip safely: hang up. */
+      *err = -EOVERFLOW;
+      *msg = "write larger than the maximum request size";
+      return PROTO_DISCONNECT;
+    }
+    break;
+  case NBD_CMD_DISC:
+    return PROTO_OK;            /* no reply either way */
+  case NBD_CMD_FLUSH:
+  case NBD_CMD_CACHE:
+    break;
+  case NBD_CMD_TRIM:
+    writes = true;
+    break;
+  case NBD_CMD_WRITE_ZEROES:
+    writes = true;
+    allowed |= NBD_CMD_FLAG_NO_HOLE;
+    if (e->eflags & NBD_FLAG_SEND_FAST_ZERO)
+      allowed |= NBD_CMD_FLAG_FAST_ZERO;
+    break;
+  case NBD_CMD_BLOCK_STATUS:
+    allowed |= NBD_CMD_FLAG_REQ_ONE;
+    break;
+  default:
+    *err = -EINVAL;
+    *msg = "unknown command";
+    return PROTO_ERROR;
+  }
+  if (r->flags & ~allowed) {
+    *err = -EINVAL;
+    *msg = "unsupported flags for this command";
+    return PROTO_ERROR;
+  }
+  if (writes && (e->eflags & NBD_FLAG_READ_ONLY)) {
+    *err = -EPERM;
+    *msg = "the export is read-only";
+    return PROTO_ERROR;
+  }
+  switch (r->type) {
+  case NBD_CMD_READ:
+    if (r->length > PROTO_MAX_REQUEST) {
+      *err = -EOVERFLOW;
+      *msg = "read larger than the maximum request size";
+      return PROTO_ERROR;
+    }
+    break;
+  case NBD_CMD_FLUSH:
+    if (r->offset != 0 || r->length != 0) {
+      *err = -EINVAL;
+      *msg = "flush offset and length must be zero";
+      return PROTO_ERROR;
+    }
+    return PROTO_OK;
+  case NBD_CMD_BLOCK_STATUS:
+    if (!e->meta_allocation) {
+      *err = -EINVAL;
+      *msg = "no metadata context was negotiated";
+      return PROTO_ERROR;
+    }
+    if (r->length == 0) {
+      *err = -EINVAL;
+      *msg = "block status of zero bytes";
+      return PROTO_ERROR;
+    }
+    break;
+  }
+  if (r->offset > e->size || r->length > e->size - r->offset) {
+    if (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES) {
+      *err = -ENOSPC;
+      *msg = "write beyond the end of the volume";
+    }
+    else {
+      *err = -EINVAL;
+      *msg = "request beyond the end of the volume";
+    }
+    return PROTO_ERROR;
+  }
+  return PROTO_OK;
+}
+
+/* ---- Requests ------------------------------------------------------- */
+
+static void
+req_out_done (struct out *out)
+{
+  req_free (container_of (out, struct req, out));
+}
+
+static struct req *
+req_new (struct conn *c, const struct nbd_request *h, uint64_t raw_cookie)
+{
+  struct loop *loop = c->loop;
+  struct req *req = loop->free_reqs;
+
+  if (req) {
+    loop->free_reqs = req->next;
+    loop->nfree_reqs--;
+  }
+  else {
+    req = malloc (sizeof *req);
+    if (req == NULL)
+      return NULL;
+  }
+  /* Everything up to the segs; segs are set up as they are used. */
+  memset (req, 0, offsetof (struct req, segs));
+  req->conn = c;
+  req->out.done = req_out_done;
+  req->flags = h->flags;
+  req->type = h->type;
+  req->cookie = raw_cookie;
+  req->offset = h->offset;
+  req->length = h->length;
+  req->pieces = req->pieces_inl;
+  req->piececap = sizeof req->pieces_inl / sizeof req->pieces_inl[0];
+  req->iov = req->iov_inl;
+  req->hdr = req->hdr_inl;
+  c->nreqs++;
+  return req;
+}
+
+void
+req_free (struct req *req)
+{
+  struct conn *c = req->conn;
+  struct loop *loop = c->loop;
+
+  assert (req->pending == 0);
+  if (req->io_active)
+    blockmap_io_end (server.pool, req->token);
+  if (req->buf) {
+    bufpool_put (loop, req->buf, req->bufcap);
+    c->req_bytes -= req->bufcap;
+  }
+  if (req->pieces != req->pieces_inl)
+    free (req->pieces);
+  if (req->iov != req->iov_inl)
+    free (req->iov);
+  if (req->hdr != req->hdr_inl)
+    free (req->hdr);
+  c->nreqs--;
+  conn_mark_dirty (c);
+  if (loop->nfree_reqs < REQ_FREE_MAX) {
+    req->next = loop->free_reqs;
+    loop->free_reqs = req;
+    loop->nfree_reqs++;
+  }
+  else
+    free (req);
+}
+
+static int
+req_alloc_buf (struct req *req, size_t size)
+{
+  req->buf = bufpool_get (req->conn->loop, size ? size : 1, &req->bufcap);
+  if (req->buf == NULL)
+    return -ENOMEM;
+  req->conn->req_bytes += req->bufcap;
+  return 0;
+}
+
+/* Make sure REQ has room for NIOV iovecs and HDRLEN header bytes. */
+static int
+req_reserve (struct req *req, size_t niov, size_t hdrlen)
+{
+  if (niov > sizeof req->iov_inl / sizeof req->iov_inl[0]) {
+    req->iov = malloc (niov * sizeof *req->iov);
+    if (req->iov == NULL) {
+      req->iov = req->iov_inl;
+      return -ENOMEM;
+    }
+  }
+  if (hdrlen > sizeof req->hdr_inl) {
+    req->hdr = malloc (hdrlen);
+    if (req->hdr == NULL) {
+      req->hdr = req->hdr_inl;
+      return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* ---- Replies -------------------------------------------------------- */
+
+static void
+send_reply (struct req *req, unsigned niov)
+{
+  req->out.iov = req->iov;
+  req->out.niov = niov;
+  conn_queue (req->conn, &req->out);
+}
+
+static void
+put_chunk_header (char *p, struct req *req, uint16_t flags, uint16_t type,
+                  uint32_t len)
+{
+  struct nbd_structured_reply h = {
+    .magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC),
+    .flags = htobe16 (flags),
+    .type = htobe16 (type),
+    .cookie = req->cookie,
+    .length = htobe32 (len),
+  };
+
+  memcpy (p, &h, sizeof h);
+}
+
+static void
+reply_simple (struct req *req, uint32_t nbd_err, bool with_data)
+{
+  struct nbd_simple_reply h = {
+    .magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC),
+    .error = htobe32 (nbd_err),
+    .cookie = req->cookie,
+  };
+  unsigned niov = 1;
+
+  memcpy (req->hdr, &h, sizeof h);
+  req->iov[0].iov_base = req->hdr;
+  req->iov[0].iov_len = sizeof h;
+  if (with_data && req->length) {
+    req->iov[1].iov_base = req->buf;
+    req->iov[1].iov_len = req->length;
+    niov = 2;
+  }
+  send_reply (req, niov);
+}
+
+/* ERR is -errno. */
+static void
+reply_error (struct req *req, int err, const char *msg)
+{
+  uint32_t nbd_err = proto_errno_to_nbd (-err, req->flags);
+  struct nbd_chunk_error ce;
+  size_t msglen;
+
+  if (nbd_err == NBD_SUCCESS)
+    nbd_err = NBD_EIO;
+  if (msg == NULL)
+    msg = strerror (-err);
+  log_debug (DBG_PROTO, "conn %" PRIu64 ": %s at %" PRIu64 "+%" PRIu32
+             ": %s (%s)", req->conn->id, cmd_name (req->type), req->offset,
+             req->length, msg, strerror (-err));
+  if (!req->conn->structured) {
+    reply_simple (req, nbd_err, false);
+    return;
+  }
+  msglen = strlen (msg);
+  if (msglen > sizeof req->hdr_inl - sizeof (struct nbd_structured_reply)
+      - sizeof ce)
+    msglen = sizeof req->hdr_inl - sizeof (struct nbd_structured_reply)
+      - sizeof ce;
+  /* The header buffer may have grown for a READ reply; either fits. */
+  put_chunk_header (req->hdr, req, NBD_REPLY_FLAG_DONE,
+                    NBD_REPLY_TYPE_ERROR, sizeof ce + msglen);
+  ce.error = htobe32 (nbd_err);
+  ce.msglen = htobe16 (msglen);
+  memcpy (req->hdr + sizeof (struct nbd_structured_reply), &ce, sizeof ce);
+  memcpy (req->hdr + sizeof (struct nbd_structured_reply) + sizeof ce,
+          msg, msglen);
+  req->iov[0].iov_base = req->hdr;
+  req->iov[0].iov_len = sizeof (struct nbd_structured_reply) + sizeof ce
+    + msglen;
+  send_reply (req, 1);
+}
+
+static void
+reply_ok (struct req *req)
+{
+  reply_simple (req, NBD_SUCCESS, false);
+}
+
+/* A successful READ: simple, or structured with one chunk per piece
+ * (holes as OFFSET_HOLE), or one OFFSET_DATA chunk with DF.
+ */
+static void
+reply_read (struct req *req)
+{
+  const size_t hsz = sizeof (struct nbd_structured_reply);
+  struct piece whole = { .offset = req->offset, .length = req->length };
+  const struct piece *pieces = req->pieces;
+  unsigned n = req->npieces, i, niov = 0;
+  size_t hlen = 0;
+
+  if (!req->conn->structured) {
+    reply_simple (req, NBD_SUCCESS, true);
+    return;
+  }
+  if (req->length == 0) {
+    put_chunk_header (req->hdr, req, NBD_REPLY_FLAG_DONE,
+                      NBD_REPLY_TYPE_NONE, 0);
+    req->iov[0].iov_base = req->hdr;
+    req->iov[0].iov_len = hsz;
+    send_reply (req, 1);
+    return;
+  }
+  if (req->flags & NBD_CMD_FLAG_DF) {
+    pieces = &whole;
+    n = 1;
+  }
+  if (req_reserve (req, 2 * (size_t) n, (hsz + 12) * (size_t) n) < 0) {
+    reply_error (req, -ENOMEM, "out of memory building the reply");
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    const struct piece *p = &pieces[i];
+    uint16_t flags = i == n - 1 ? NBD_REPLY_FLAG_DONE : 0;
+    char *h = req->hdr + hlen;
+    uint64_t off = htobe64 (p->offset);
+    size_t len;
+
+    if (p->hole) {
+      uint32_t hl = htobe32 (p->length);
+
+      put_chunk_header (h, req, flags, NBD_REPLY_TYPE_OFFSET_HOLE, 12);
+      memcpy (h + hsz, &off, 8);
+      memcpy (h + hsz + 8, &hl, 4);
+      len = hsz + 12;
+    }
+    else {
+      put_chunk_header (h, req, flags, NBD_REPLY_TYPE_OFFSET_DATA,
+                        8 + p->length);
+      memcpy (h + hsz, &off, 8);
+      len = hsz + 8;
+    }
+    hlen += len;
+    /* Headers that follow each other in hdr share one iovec. */
+    if (niov > 0 && (char *) req->iov[niov - 1].iov_base
+        + req->iov[niov - 1].iov_len == h)
+      req->iov[niov - 1].iov_len += len;
+    else {
+      req->iov[niov].iov_base = h;
+      req->iov[niov].iov_len = len;
+      niov++;
+    }
+    if (!p->hole) {
+      req->iov[niov].iov_base = req->buf + (p->offset - req->offset);
+      req->iov[niov].iov_len = p->length;
+      niov++;
+    }
+  }
+  send_reply (req, niov);
+}
+
+/* ---- Sync (FLUSH, FUA) ---------------------------------------------- */
+
+static void
+sync_done (struct loop_msg *msg)
+{
+  struct req *req = container_of (msg, struct req, sync.msg);
+
+  if (req->sync.result < 0)
+    reply_error (req, req->sync.result, "flush to stable storage failed");
+  else
+    reply_ok (req);
+}
+
+static void
+start_sync (struct req *req)
+{
+  req->sync.msg.fn = sync_done;
+  req->sync.loop = req->conn->loop;
+  req->sync.result = 0;
+  if (server.sync == NULL) {    /* unit tests */
+    req->sync.result = blockmap_pool_sync (server.pool);
+    sync_done (&req->sync.msg);
+    return;
+  }
+  sync_post (server.sync, &req->sync);
+}
+
+/* ---- Data I/O ------------------------------------------------------- */
+
+static void seg_cb (struct uop *op, int res, uint32_t flags);
+
+static void
+seg_submit (struct seg *seg)
+{
+  struct io_uring_sqe *sqe = loop_sqe (seg->req->conn->loop, &seg->op);
+  size_t n;
+
+  switch (seg->phase) {
+  case SEG_READ:
+  case SEG_COW_READ:
+    io_uring_prep_read (sqe, seg->fd, seg->buf + seg->done,
+                        seg->len - seg->done, seg->file_off + seg->done);
+    break;
+  case SEG_WRITE:
+  case SEG_COW_WRITE:
+    if (seg->zero_src) {
+      n = seg->len - seg->done;
+      if (n > ZERO_BUF_SIZE)
+        n = ZERO_BUF_SIZE;
+      io_uring_prep_write (sqe, seg->fd, zero_buf, n,
+                           seg->file_off + seg->done);
+    }
+    else
+      io_uring_prep_write (sqe, seg->fd, seg->buf + seg->done,
+                           seg->len - seg->done, seg->file_off + seg->done);
+    break;
+  case SEG_ZERO:
+    io_uring_prep_fallocate (sqe, seg->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                             seg->file_off, seg->len);
+    break;
+  }
+}
+
+static void
+seg_release (struct seg *seg)
+{
+  if (seg->cowbuf) {
+    bufpool_put (seg->req->conn->loop, seg->cowbuf, seg->cowcap);
+    seg->cowbuf = NULL;
+  }
+}
+
+static void
+seg_finished (struct seg *seg, int err)
+{
+  struct req *req = seg->req;
+  struct blockmap_volume *vol = req->conn->vol;
+  int r;
+
+  if (seg->run.flags & BM_RUN_COW) {
+    if (err == 0) {
+      r = blockmap_cow_commit (vol, &seg->run);
+      if (r < 0)
+        err = r;
+      req->conn->loop->cow_committed = true;
+    }
+    else
+      blockmap_cow_abort (vol, &seg->run);
+  }
+  seg_release (seg);
+  if (err < 0 && req->error == 0) {
+    req->error = err;
+    req->errmsg = req->type == NBD_CMD_READ ? "read from the pool failed"
+      : "write to the pool failed";
+    log_error_ratelimited ("volume %s: %s at %" PRIu64 "+%" PRIu64 ": %s",
+                           blockmap_volume_name (vol), cmd_name (req->type),
+                           seg->run.offset, seg->run.length,
+                           strerror (-err));
+  }
+  req->pending--;
+  if (req->pending == 0)
+    req_step (req);
+}
+
+static void
+seg_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct seg *seg = container_of (op, struct seg, op);
+  uint64_t in_chunk;
+
+  (void) flags;
+  if (res < 0 && res != -EINTR && res != -EAGAIN) {
+    if (seg->phase == SEG_ZERO && (res == -EOPNOTSUPP || res == -EINVAL)) {
+      /* No ZERO_RANGE on this file system: write zeroes instead. */
+      seg->phase = seg->run.flags & BM_RUN_COW ? SEG_COW_WRITE : SEG_WRITE;
+      seg->zero_src = true;
+      seg->done = 0;
+      seg_submit (seg);
+      return;
+    }
+    seg_finished (seg, res);
+    return;
+  }
+  if (res == -EINTR || res == -EAGAIN) {
+    seg_submit (seg);
+    return;
+  }
+  switch (seg->phase) {
+  case SEG_ZERO:
+    seg_finished (seg, 0);
+    return;
+  case SEG_READ:
+  case SEG_COW_READ:
+    if (res == 0) {             /* past the end of the data file */
+      memset (seg->buf + seg->done, 0, seg->len - seg->done);
+      seg->done = seg->len;
+    }
+    break;
+  case SEG_WRITE:
+  case SEG_COW_WRITE:
+    if (res == 0) {             /* no progress: do not spin */
+      seg_finished (seg, -EIO);
+      return;
+    }
+    break;
+  }
+  seg->done += res;
+  if (seg->done < seg->len) {
+    seg_submit (seg);           /* short read or write: the rest */
+    return;
+  }
+  if (seg->phase != SEG_COW_READ) {
+    seg_finished (seg, 0);
+    return;
+  }
+  /* Merge the new bytes into the old chunk, then write it whole to
+   * the new chunk.
+   */
+  in_chunk = seg->run.offset % server.chunk_size;
+  if (seg->src)
+    memcpy (seg->cowbuf + in_chunk, seg->src, seg->run.length);
+  else
+    memset (seg->cowbuf + in_chunk, 0, seg->run.length);
+  seg->phase = SEG_COW_WRITE;
+  seg->file_off = seg->run.pool_offset;
+  seg->done = 0;
+  seg_submit (seg);
+}
+
+/* Start the I/O for one run of REQ's current batch. */
+static int
+start_run (struct req *req, const struct blockmap_run *run)
+{
+  struct seg *seg;
+  char *data = NULL;
+  bool zeroing = req->type != NBD_CMD_READ && req->type != NBD_CMD_WRITE;
+
+  if (req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE)
+    data = req->buf + (run->offset - req->offset);
+
+  if (req->type == NBD_CMD_READ) {
+    const bool pieces = req->conn->structured &&
+      !(req->flags & NBD_CMD_FLAG_DF);
+    const bool hole = run->tier == BM_TIER_NONE;
+
+    if (hole && !pieces)
+      memset (data, 0, run->length);
+    if (pieces) {
+      struct piece *last = req->npieces ? &req->pieces[req->npieces - 1]
+        : NULL;
+
+      if (last && last->hole == hole &&
+          last->offset + last->length == run->offset)
+        last->length += run->length;
+      else {
+        if (req->npieces == req->piececap) {
+          unsigned cap = req->piececap * 4;
+          struct piece *p = malloc (cap * sizeof *p);
+
+          if (p == NULL)
+            return -ENOMEM;
+          memcpy (p, req->pieces, req->npieces * sizeof *p);
+          if (req->pieces != req->pieces_inl)
+            free (req->pieces);
+          req->pieces = p;
+          req->piececap = cap;
+        }
+        req->pieces[req->npieces++] = (struct piece) {
+          .offset = run->offset, .length = run->length, .hole = hole,
+        };
+      }
+    }
+    if (hole)
+      return 0;
+  }
+
+  seg = &req->segs[req->pending];
+  memset (seg, 0, sizeof *seg);
+  seg->op.cb = seg_cb;
+  seg->req = req;
+  seg->run = *run;
+  seg->fd = blockmap_pool_data_fd (server.pool, run->tier);
+  if (seg->fd < 0)
+    return -EIO;
+
+  if (run->flags & BM_RUN_COW) {
+    bool whole = run->offset % server.chunk_size == 0 &&
+      run->length == server.chunk_size;
+
+    if (whole) {
+      /* Nothing of the old chunk survives: write the new one. */
+      seg->file_off = run->pool_offset;
+      seg->len = run->length;
+      if (zeroing)
+        seg->phase = SEG_ZERO;
+      else {
+        seg->phase = SEG_COW_WRITE;
+        seg->buf = data;
+      }
+    }
+    else {
+      seg->cowbuf = bufpool_get (req->conn->loop, server.chunk_size,
+                                 &seg->cowcap);
+      if (seg->cowbuf == NULL) {
+        blockmap_cow_abort (req->conn->vol, run);
+        return -ENOMEM;
+      }
+      seg->phase = SEG_COW_READ;
+      seg->buf = seg->cowbuf;
+      seg->src = zeroing ? NULL : data;
+      seg->file_off = run->cow_src_offset;
+      seg->len = server.chunk_size;
+    }
+  }
+  else {
+    seg->file_off = run->pool_offset;
+    seg->len = run->length;
+    seg->buf = data;
+    if (req->type == NBD_CMD_READ)
+      seg->phase = SEG_READ;
+    else if (req->type == NBD_CMD_WRITE)
+      seg->phase = SEG_WRITE;
+    else
+      seg->phase = SEG_ZERO;
+  }
+  req->pending++;
+  seg_submit (seg);
+  return 0;
+}
+
+/* Resolve and start the next batch of REQ's ranges; when everything
+ * is done, finish the request.  Called with nothing of REQ's in the
+ * ring.
+ */
+static void
+req_step (struct req *req)
+{
+  struct blockmap_volume *vol = req->conn->vol;
+  struct blockmap_run runs[REQ_SEGS];
+  int n, i, r;
+
+  assert (req->pending == 0);
+  while (req->error == 0) {
+    if (req->conn->state == CONN_CLOSING && req->type != NBD_CMD_WRITE)
+      break;                    /* nobody will read the answer */
+    if (req->pos >= req->end) {
+      if (++req->cur_range >= req->nranges)
+        break;
+      req->pos = req->ranges[req->cur_range][0];
+      req->end = req->ranges[req->cur_range][1];
+      continue;
+    }
+    if (req->type == NBD_CMD_READ)
+      n = blockmap_map_range (vol, req->pos, req->end - req->pos,
+                              runs, REQ_SEGS);
+    else {
+      if (req->skip_holes) {
+        /* An edge of a trim (within one chunk): leave a hole alone. */
+        n = blockmap_map_range (vol, req->pos, req->end - req->pos,
+                                runs, 1);
+        if (n == 1 && runs[0].tier == BM_TIER_NONE &&
+            runs[0].offset + runs[0].length >= req->end) {
+          req->pos = req->end;
+          continue;
+        }
+      }
+      n = blockmap_write_prepare (vol, req->pos, req->end - req->pos,
+                                  runs, REQ_SEGS);
+      if (n == -EAGAIN) {
+        log_debug (DBG_PROTO, "conn %" PRIu64 ": %s at %" PRIu64
+                   ": chunk being copied, parked", req->conn->id,
+                   cmd_name (req->type), req->pos);
+        loop_park (req->conn->loop, req);
+        return;
+      }
+    }
+    if (n < 0) {
+      req->error = n;
+      req->errmsg = n == -ENOSPC ? "the pool is full" : NULL;
+      break;
+    }
+    for (i = 0; i < n; i++) {
+      r = start_run (req, &runs[i]);
+      if (r < 0) {
+        req->error = r;
+        /* Abort the CoW runs of this batch that never started. */
+        for (i++; i < n; i++)
+          if (runs[i].flags & BM_RUN_COW)
+            blockmap_cow_abort (vol, &runs[i]);
+        break;
+      }
+    }
+    req->pos = runs[n - 1].offset + runs[n - 1].length;
+    if (req->pending > 0)
+      return;                   /* seg_finished calls us again */
+  }
+  req_io_finished (req);
+}
+
+void
+proto_retry_parked (struct req *req)
+{
+  if (req->conn->state == CONN_CLOSING && req->type != NBD_CMD_WRITE) {
+    req_io_finished (req);
+    return;
+  }
+  req_step (req);
+}
+
+static void
+req_io_finished (struct req *req)
+{
+  if (req->io_active) {
+    blockmap_io_end (server.pool, req->token);
+    req->io_active = false;
+  }
+  if (req->error)
+    reply_error (req, req->error, req->errmsg);
+  else if (req->type == NBD_CMD_READ)
+    reply_read (req);
+  else if (req->flags & NBD_CMD_FLAG_FUA)
+    start_sync (req);
+  else
+    reply_ok (req);
+}
+
+/* ---- Commands ------------------------------------------------------- */
+
+static void
+start_ranges (struct req *req)
+{
+  req->cur_range = 0;
+  if (req->nranges == 0) {
+    req->pos = req->end = 0;
+  }
+  else {
+    req->pos = req->ranges[0][0];
+    req->end = req->ranges[0][1];
+  }
+  req_step (req);
+}
+
+static void
+add_range (struct req *req, uint64_t start, uint64_t end)
+{
+  if (start < end) {
+    req->ranges[req->nranges][0] = start;
+    req->ranges[req->nranges][1] = end;
+    req->nranges++;
+  }
+}
+
+/* TRIM, and WRITE_ZEROES without NO_HOLE: unmap the whole chunks,
+ * zero the partial ones at either end.
+ */
+static void
+do_trim (struct req *req)
+{
+  const uint64_t cs = server.chunk_size;
+  uint64_t start = req->offset, end = req->offset + req->length;
+  uint64_t head_end, tail_start;
+  int r;
+
+  r = blockmap_unmap (req->conn->vol, start, req->length);
+  if (r < 0) {
+    req->error = r;
+    req_io_finished (req);
+    return;
+  }
+  head_end = start % cs ? (end < (start / cs + 1) * cs ? end
+                           : (start / cs + 1) * cs) : start;
+  tail_start = end % cs ? (end / cs * cs > head_end ? end / cs * cs
+                           : head_end) : end;
+  add_range (req, start, head_end);
+  add_range (req, tail_start, end);
+  req->skip_holes = true;
+  start_ranges (req);
+}
+
+static void
+do_block_status (struct req *req)
+{
+  struct blockmap_run runs[REQ_SEGS];
+  const size_t hsz = sizeof (struct nbd_structured_reply);
+  uint64_t pos = req->offset, end = req->offset + req->length;
+  struct nbd_block_descriptor *d;
+  unsigned nd = 0, maxd = PROTO_MAX_DESCRIPTORS, cap;
+  uint32_t ctx;
+  int n, i;
+
+  if (req->flags & NBD_CMD_FLAG_REQ_ONE)
+    maxd = 1;
+  if (req_alloc_buf (req, 4096) < 0)
+    goto nomem;
+  cap = (req->bufcap - hsz - 4) / sizeof *d;
+  d = (struct nbd_block_descriptor *) (req->buf + hsz + 4);
+  while (pos < end) {
+    n = blockmap_map_range (req->conn->vol, pos, end - pos, runs, REQ_SEGS);
+    if (n < 0) {
+      req->error = n;
+      req_io_finished (req);
+      return;
+    }
+    for (i = 0; i < n; i++) {
+      uint32_t st = runs[i].tier == BM_TIER_NONE
+        ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+
+      if (nd > 0 && be32toh (d[nd - 1].flags) == st) {
+        d[nd - 1].length = htobe32 (be32toh (d[nd - 1].length)
+                                    + (uint32_t) runs[i].length);
+        continue;
+      }
+      if (nd == maxd)
+        goto done;
+      if (nd == cap) {          /* grow the reply buffer */
+        size_t newcap;
+        char *nb = bufpool_get (req->conn->loop, req->bufcap * 2, &newcap);
+
+        if (nb == NULL)
+          goto nomem;
+        memcpy (nb, req->buf, req->bufcap);
+        bufpool_put (req->conn->loop, req->buf, req->bufcap);
+        req->conn->req_bytes += newcap - req->bufcap;
+        req->buf = nb;
+        req->bufcap = newcap;
+        cap = (req->bufcap - hsz - 4) / sizeof *d;
+        d = (struct nbd_block_descriptor *) (req->buf + hsz + 4);
+      }
+      d[nd].length = htobe32 ((uint32_t) runs[i].length);
+      d[nd].flags = htobe32 (st);
+      nd++;
+    }
+    pos = runs[n - 1].offset + runs[n - 1].length;
+  }
+ done:
+  if (req->io_active) {
+    blockmap_io_end (server.pool, req->token);
+    req->io_active = false;
+  }
+  put_chunk_header (req->buf, req, NBD_REPLY_FLAG_DONE,
+                    NBD_REPLY_TYPE_BLOCK_STATUS, 4 + nd * sizeof *d);
+  ctx = htobe32 (PROTO_META_ALLOCATION_ID);
+  memcpy (req->buf + hsz, &ctx, 4);
+  req->iov[0].iov_base = req->buf;
+  req->iov[0].iov_len = hsz + 4 + nd * sizeof *d;
+  send_reply (req, 1);
+  return;
+
+ nomem:
+  req->error = -ENOMEM;
+  req_io_finished (req);
+}
+
+void
+proto_execute (struct req *req)
+{
+  const bool io = req->type != NBD_CMD_FLUSH && req->type != NBD_CMD_CACHE;
+
+  log_debug (DBG_PROTO, "conn %" PRIu64 ": %s %" PRIu64 "+%" PRIu32
+             " flags 0x%x", req->conn->id, cmd_name (req->type),
+             req->offset, req->length, req->flags);
+  if (io) {
+    req->token = blockmap_io_begin (server.pool);
+    req->io_active = true;
+  }
+  switch (req->type) {
+  case NBD_CMD_READ:
+  case NBD_CMD_WRITE:
+    add_range (req, req->offset, req->offset + req->length);
+    start_ranges (req);
+    return;
+  case NBD_CMD_FLUSH:
+    start_sync (req);
+    return;
+  case NBD_CMD_TRIM:
+    do_trim (req);
+    return;
+  case NBD_CMD_WRITE_ZEROES:
+    if (req->flags & NBD_CMD_FLAG_NO_HOLE) {
+      add_range (req, req->offset, req->offset + req->length);
+      start_ranges (req);
+    }
+    else
+      do_trim (req);
+    return;
+  case NBD_CMD_CACHE:
+    reply_ok (req);
+    return;
+  case NBD_CMD_BLOCK_STATUS:
+    do_block_status (req);
+    return;
+  default:
+    req->error = -EINVAL;
+    req_io_finished (req);
+  }
+}
+
+/* ---- Parsing -------------------------------------------------------- */
+
+int
+proto_transmission (struct conn *c)
+{
+  struct nbd_request h;
+  struct proto_export_state es;
+  enum proto_verdict v;
+  const char *msg = NULL;
+  struct req *req;
+  uint64_t raw_cookie;
+  size_t avail, n;
+  int err = 0;
+
+  for (;;) {
+    avail = c->rend - c->rstart;
+    if (c->discard) {
+      n = avail < c->discard ? avail : c->discard;
+      c->rstart += n;
+      c->discard -= n;
+      if (c->discard)
+        return 0;
+      continue;
+    }
+    if (c->disc || c->state != CONN_TRANSMISSION || c->payload_req)
+      return 0;
+    if (c->nreqs >= CONN_MAX_REQS || c->req_bytes >= CONN_MAX_BYTES)
+      return 0;                 /* resumes when a request is freed */
+    if (avail < sizeof h)
+      return 0;
+    memcpy (&h, c->rbuf + c->rstart, sizeof h);
+    h.magic = be32toh (h.magic);
+    h.flags = be16toh (h.flags);
+    h.type = be16toh (h.type);
+    raw_cookie = h.cookie;
+    h.offset = be64toh (h.offset);
+    h.length = be32toh (h.length);
+
+    es.size = blockmap_volume_size (c->vol);
+    es.eflags = c->eflags;
+    es.structured = c->structured;
+    es.meta_allocation = c->meta_allocation;
+    v = proto_check_request (&h, &es, &err, &msg);
+    if (v == PROTO_DISCONNECT) {
+      log_error_ratelimited ("conn %" PRIu64 ": %s: %s, closing the "
+                             "connection", c->id, cmd_name (h.type), msg);
+      return -EPROTO;
+    }
+    if (v == PROTO_OK && h.type == NBD_CMD_WRITE &&
+        sizeof h + h.length <= CONN_RBUF_MSG_MAX &&
+        avail < sizeof h + h.length)
+      return 0;                 /* wait for the whole payload in rbuf */
+    c->rstart += sizeof h;
+    avail -= sizeof h;
+
+    if (v == PROTO_OK && h.type == NBD_CMD_DISC) {
+      log_debug (DBG_PROTO, "conn %" PRIu64 ": NBD_CMD_DISC", c->id);
+      c->disc = true;
+      return 0;
+    }
+    req = req_new (c, &h, raw_cookie);
+    if (req == NULL)
+      return -ENOMEM;
+    if (v == PROTO_ERROR) {
+      if (h.type == NBD_CMD_WRITE)
+        c->discard = h.length;  /* <= PROTO_MAX_REQUEST, checked */
+      reply_error (req, err, msg);
+      continue;
+    }
+    if (h.type == NBD_CMD_READ || h.type == NBD_CMD_WRITE) {
+      if (req_alloc_buf (req, h.length) < 0) {
+        if (h.type == NBD_CMD_WRITE)
+          c->discard = h.length;
+        reply_error (req, -ENOMEM, "out of memory");
+        continue;
+      }
+    }
+    if (h.type == NBD_CMD_WRITE) {
+      n = avail < h.length ? avail : h.length;
+      memcpy (req->buf, c->rbuf + c->rstart, n);
+      c->rstart += n;
+      req->got = n;
+      if (req->got < h.length) {
+        c->payload_req = req;   /* conn.c receives the rest */
+        return 0;
+      }
+    }
+    proto_execute (req);
+  }
+}
