@@ -9,7 +9,12 @@
  *
  * The free tree is an rtree of free runs.  alloc_run takes the chunk
  * after the logical predecessor's chunk when it is free (the hint), so
- * sequential writes stay one extent, else the lowest free run.
+ * sequential writes stay one extent.  A chunk without a mapped
+ * predecessor goes to the lowest free run.  When the hint is taken,
+ * another writer is filling that space, so the chunk goes to the
+ * middle of the largest of the next few free runs: two volumes written
+ * sequentially at the same time then each stay a few extents instead
+ * of interleaving chunk by chunk.
  *
  * A freed chunk is pending until (a) the journal record that freed it
  * is durable and (b) every data I/O that began before the free has
@@ -34,6 +39,12 @@
 #include "common/log.h"
 #include "internal.h"
 
+/* When the hint is taken: how many free runs to look at for the
+ * largest, and the smallest half-run worth splitting.
+ */
+#define ALLOC_SCAN_RUNS 32
+#define ALLOC_MIN_SPLIT 16
+
 uint64_t
 alloc_run (struct blockmap_pool *pool, uint64_t hint, bool strict,
            uint64_t want, uint64_t *p)
@@ -50,9 +61,29 @@ alloc_run (struct blockmap_pool *pool, uint64_t hint, bool strict,
     start = hint;
     take = r->start + r->len - hint;
   }
+  else if (strict)
+    return 0;
+  else if (hint != UINT64_MAX) {
+    /* Someone else took the chunk after ours: another writer is
+     * filling the space here.  Move to the middle of the largest free
+     * run nearby, so that both can go on sequentially.
+     */
+    const struct rnode *best = NULL, *n = rtree_find_gt (&ts->free, hint);
+    for (int i = 0; i < ALLOC_SCAN_RUNS; i++) {
+      if (n == NULL && (n = rtree_first (&ts->free)) == NULL)
+        return 0;
+      if (best == NULL || n->len > best->len)
+        best = n;
+      n = rtree_find_gt (&ts->free, n->start);
+    }
+    start = best->start;
+    take = best->len;
+    if (best->len / 2 >= (want > ALLOC_MIN_SPLIT ? want : ALLOC_MIN_SPLIT)) {
+      start += best->len / 2;
+      take -= best->len / 2;
+    }
+  }
   else {
-    if (strict)
-      return 0;
     r = rtree_first (&ts->free);
     if (r == NULL)
       return 0;

@@ -593,8 +593,9 @@ blockmap_pool_info (struct blockmap_pool *pool,
   for (size_t i = 0; i < pool->nvols; i++)
     extents += pool->by_id[i]->map.nodes;
   info->extents = extents;
-  info->map_memory = extents * sizeof (struct rnode)
-    + pool->nvols * sizeof (struct blockmap_volume);
+  /* The maps, and the refcount and free trees derived from them. */
+  info->map_memory = (extents + pool->hot.refs.nodes + pool->hot.free.nodes)
+    * sizeof (struct rnode) + pool->nvols * sizeof (struct blockmap_volume);
   info->journal_bytes = pool->journal_size;
   info->pending_chunks = pool->hot.pending_chunks + pool->hot.transit_chunks;
   info->recovered = pool->recovered;

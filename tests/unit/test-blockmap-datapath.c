@@ -114,6 +114,25 @@ test_a_write_is_placed_after_its_logical_predecessor (void **state)
 }
 
 static void
+test_two_volumes_written_sequentially_at_once_stay_few_extents (void **state)
+{
+  struct blockmap_volume *w;
+  struct blockmap_volume_info vi;
+
+  (void) state;
+  assert_int_equal (blockmap_volume_create (t.pool, "w", GiB, "ssd", NULL), 0);
+  assert_int_equal (blockmap_volume_open (t.pool, "w", &w), 0);
+  for (uint64_t off = 0; off < 16 * MiB; off += CS) {
+    write_bytes (v, off, CS, 'v');
+    write_bytes (w, off, CS, 'w');
+  }
+  assert_true (extents () <= 2);
+  assert_int_equal (blockmap_volume_info (t.pool, "w", &vi), 0);
+  assert_true (vi.extents <= 2);
+  blockmap_volume_release (w);
+}
+
+static void
 test_map_range_cuts_the_last_run_at_max (void **state)
 {
   struct blockmap_run r[3];
@@ -263,6 +282,7 @@ main (void)
     T (test_sequential_writes_give_one_extent),
     T (test_scattered_writes_give_one_extent_each),
     T (test_a_write_is_placed_after_its_logical_predecessor),
+    T (test_two_volumes_written_sequentially_at_once_stay_few_extents),
     T (test_map_range_cuts_the_last_run_at_max),
     T (test_write_prepare_cut_at_max_allocates_only_what_it_returns),
     T (test_enospc_allocates_nothing),
