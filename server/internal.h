@@ -130,11 +130,12 @@ char *admin_handle_request (struct blockmap_pool *pool,
 #define PROTO_MAX_DESCRIPTORS (64 * 1024)       /* per BLOCK_STATUS reply */
 #define PROTO_META_ALLOCATION_ID 1      /* context id of base:allocation */
 
-/* ---- usage.c: the option table and synopsis (shared with the POD) -- */
+/* ---- usage.c: the synopsis, shared with --help and the POD -------- */
 
 extern const char stratad_synopsis[];   /* server/stratad-synopsis.txt */
-extern const struct option stratad_long_options[];
-extern const char stratad_short_options[];
+
+/* ---- main.c: the option table -------------------------------------- */
+
 enum {                                  /* long-only options */
   OPT_POOL = 256, OPT_UNIX, OPT_LISTEN, OPT_PORT, OPT_ADMIN_SOCKET,
   OPT_CONFIG, OPT_THREADS, OPT_DEFAULT_EXPORT, OPT_PID_FILE,
