@@ -26,8 +26,8 @@ h = nbd.NBD(); h.connect_uri(sys.argv[1])
 time.sleep(60)' "$(uri vol1)" &
 idle=$!
 cleanup_fn stop_pid "$idle"
-wait_for 30 "the idle client to attach" \
-    test "$(json_get "$(strata_cli volume show vol1 --json)" 'j["connections"]')" = 1
+attached () { [ "$(json_get "$(strata_cli volume show vol1 --json)" 'j["connections"]')" = 1 ]; }
+wait_for 30 "the idle client to attach" attached
 stop_stratad
 stop_pid "$idle" || true
 

@@ -24,6 +24,8 @@ state="$testdir/state"
 mkdir "$state"
 cw="$srcdir/tests/integration/crash_writer.py"
 
+flushed_at_least () { [ "$(cat "$state/flushed" 2>/dev/null || echo 0)" -ge "$1" ]; }
+
 RANDOM=$seed
 for (( c = 1; c <= cycles; c++ )); do
     before="$(cat "$state/flushed" 2>/dev/null || echo 0)"
@@ -32,9 +34,12 @@ for (( c = 1; c <= cycles; c++ )); do
     cleanup_fn stop_pid "$wpid"
     # Let it get going (a bound, not a guess), then kill at a random
     # moment 0-1.5 s later.
-    wait_for 60 "the writer to flush twice" \
-        test "$(cat "$state/flushed" 2>/dev/null || echo 0)" -ge $(( before + 2 ))
+    wait_for 60 "the writer to flush twice" flushed_at_least $(( before + 2 ))
     sleep "$(( RANDOM % 3 )).$(( RANDOM % 10 ))"
+    # The writer stops only when the server goes away: if it already
+    # stopped, a request failed while the daemon was up.
+    pid_alive "$wpid" || { wait "$wpid" || true;
+                           fail "cycle $c: the writer stopped before the kill (see its output)"; }
     kill9_stratad
     wait_for 30 "the writer to notice" pid_gone "$wpid"
     wait "$wpid" || fail "the writer failed (cycle $c)"

@@ -3,7 +3,7 @@
 # has (its getopt table), and the man page (POD OPTIONS) documents each
 # of them; --version prints the version.
 source "$(dirname "$0")/functions.sh"
-requires podchecker -help
+requires command -v podchecker
 
 check_prog () {
     local prog=$1 pod=$2 src=$3 help opts o

@@ -33,11 +33,11 @@ def check(off, n):
 
 w(os.urandom(4096), 0)
 w(os.urandom(65536), 65536)                 # exactly one chunk
-w(os.urandom(200000 - 200000 % 512), 1000 * 512)  # crosses chunks, 512-aligned
+w(os.urandom(199680), 1000 * 512)           # crosses chunks, 512-aligned
 w(os.urandom(2 * M), 3 * M + 4096)          # several chunks, unaligned to chunk
 w(os.urandom(8192), size - 8192)            # the last bytes
 w(os.urandom(4096), 8 * M, nbd.CMD_FLAG_FUA)
-for off, n in [(0, 8192), (65536 - 4096, 65536 + 8192), (1000 * 512, 200000),
+for off, n in [(0, 8192), (65536 - 4096, 65536 + 8192), (1000 * 512, 199680),
                (3 * M, 3 * M), (size - 65536, 65536), (8 * M, 4096)]:
     check(off, n)
 
