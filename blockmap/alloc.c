@@ -132,6 +132,52 @@ alloc_release (struct blockmap_pool *pool, uint64_t p, uint64_t n,
     pool->epoch++;
 }
 
+void
+alloc_hold (struct blockmap_pool *pool, uint64_t p, uint64_t n, uint64_t lsn)
+{
+  struct tier_space *ts = &pool->hot;
+
+  if (ts->nholds == ts->hcap) {
+    size_t cap = ts->hcap ? ts->hcap * 2 : 64;
+    struct pending_free *v = realloc (ts->holds, cap * sizeof *v);
+    if (v == NULL) {
+      log_error ("blockmap: out of memory for the held chunk list");
+      abort ();
+    }
+    ts->holds = v;
+    ts->hcap = cap;
+  }
+  ts->holds[ts->nholds++] = (struct pending_free) {
+    .pchunk = p, .count = n, .lsn = lsn, .epoch = pool->epoch,
+  };
+  refcount_tree_adjust (&ts->held, p, n, +1);
+  if (pool->inflight[(pool->epoch + 1) % BM_EPOCH_SLOTS] == 0)
+    pool->epoch++;
+}
+
+void
+alloc_expire_holds (struct blockmap_pool *pool)
+{
+  struct tier_space *ts = &pool->hot;
+  uint64_t oldest = alloc_oldest_epoch (pool);
+
+  while (ts->hhead < ts->nholds) {
+    const struct pending_free *h = &ts->holds[ts->hhead];
+    if (h->lsn > pool->durable_lsn || h->epoch >= oldest)
+      break;
+    refcount_tree_adjust (&ts->held, h->pchunk, h->count, -1);
+    ts->hhead++;
+  }
+  if (ts->hhead == ts->nholds)
+    ts->hhead = ts->nholds = 0;
+  else if (ts->hhead > ts->nholds / 2) {
+    memmove (ts->holds, &ts->holds[ts->hhead],
+             (ts->nholds - ts->hhead) * sizeof *ts->holds);
+    ts->nholds -= ts->hhead;
+    ts->hhead = 0;
+  }
+}
+
 uint64_t
 alloc_oldest_epoch (const struct blockmap_pool *pool)
 {
@@ -152,6 +198,8 @@ alloc_rebuild_free (struct blockmap_pool *pool)
   uint64_t pos = 0;
 
   rtree_clear (&ts->free);
+  rtree_clear (&ts->held);
+  ts->hhead = ts->nholds = 0;
   ts->phead = ts->npending = 0;
   ts->pending_chunks = ts->reserved_chunks = ts->transit_chunks = 0;
   for (r = rtree_first (&ts->refs); r; r = rtree_find_gt (&ts->refs, r->start)) {
@@ -179,6 +227,7 @@ alloc_reclaim_take (struct blockmap_pool *pool, struct pending_free **out)
   struct pending_free *v;
 
   *out = NULL;
+  alloc_expire_holds (pool);
   for (i = ts->phead; i < ts->npending; i++)
     if (ts->pending[i].lsn > pool->durable_lsn ||
         ts->pending[i].epoch >= oldest)

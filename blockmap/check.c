@@ -163,6 +163,9 @@ check_locked (struct blockmap_pool *pool,
     foreach_piece (&want, n->start, n->start + n->len, cmp_actual, &c, n);
   rtree_clear (&want);
 
+  if (rtree_verify (&ts->held) < 0)
+    problem (&c, "the held chunk tree is malformed");
+
   /* Free space. */
   if (rtree_verify (&ts->free) < 0)
     problem (&c, "the free space tree is malformed");

@@ -12,6 +12,9 @@
  * written in place: write_prepare reserves a new chunk and returns a
  * BM_RUN_COW run; the map switches only at blockmap_cow_commit, after
  * the caller has copied and written the new chunk (DESIGN invariant 3).
+ * A chunk that was shared until a change not yet durable is still
+ * treated as shared (refcount.c, "held"): written in place, it would
+ * change what the other map points at if that change were lost.
  */
 #include <errno.h>
 #include <string.h>
@@ -185,9 +188,13 @@ blockmap_write_prepare (struct blockmap_volume *vol, uint64_t offset,
 
     if (e) {
       uint64_t p = e->val + (l - e->start);
-      const struct rnode *rc = rtree_lookup (&pool->hot.refs, p);
+      uint64_t lim = e->start + e->len, priv;
 
-      if (rc && rc->val > 1) {
+      if (lim > ((end - 1) >> shift) + 1)
+        lim = ((end - 1) >> shift) + 1;
+      priv = refcount_private_len (pool, p, lim - l);
+
+      if (priv == 0) {
         uint64_t np;
         if (n >= max)
           break;
@@ -214,10 +221,7 @@ blockmap_write_prepare (struct blockmap_volume *vol, uint64_t offset,
         continue;
       }
       /* In place, as far as the extent stays unshared. */
-      run_end = e->start + e->len;
-      if (rc && rc->start + rc->len - p < run_end - l)
-        run_end = l + (rc->start + rc->len - p);
-      run_end <<= shift;
+      run_end = (l + priv) << shift;
       if (run_end > end)
         run_end = end;
       run.tier = e->tier;

@@ -210,6 +210,15 @@ struct tier_space {
   struct pending_free *pending; /* owned; FIFO [phead, npending) */
   size_t phead, npending, pcap;
   uint64_t pending_chunks;
+  /* Chunks that lost a reference (but not their last) in a record not
+   * yet durable, or while older I/O is in flight: still shared as far
+   * as writing in place goes, since after a crash the dropped reference
+   * would be back.  held counts the holds per chunk (RT_COUNT); the
+   * FIFO [hhead, nholds) expires them like pending frees.
+   */
+  struct rtree held;
+  struct pending_free *holds;   /* owned */
+  size_t hhead, nholds, hcap;
   uint64_t reserved_chunks;     /* allocated for a CoW, not yet mapped */
   uint64_t transit_chunks;      /* reclaimed, being punched */
 };
@@ -387,7 +396,15 @@ void refcount_dec (struct blockmap_pool *pool, uint64_t p, uint64_t n,
  * by the caller).
  */
 void refcount_compute (struct blockmap_pool *pool, struct rtree *t);
-/* Number of chunks in [P, P+N) whose count is above one. */
+/* Add DELTA to the count of each chunk of [P, P+N) in T (no frees). */
+void refcount_tree_adjust (struct rtree *t, uint64_t p, uint64_t n,
+                           int delta);
+/* How many chunks from P on (at most N) may be written in place: count
+ * exactly one and not held.
+ */
+uint64_t refcount_private_len (struct blockmap_pool *pool, uint64_t p,
+                               uint64_t n);
+/* Number of chunks in [P, P+N) that must be copied on write. */
 uint64_t refcount_shared (struct blockmap_pool *pool, uint64_t p,
                           uint64_t n);
 
@@ -402,7 +419,16 @@ uint64_t alloc_run (struct blockmap_pool *pool, uint64_t hint, bool strict,
 /* Freed chunks: put on the pending list. */
 void alloc_release (struct blockmap_pool *pool, uint64_t p, uint64_t n,
                     uint64_t lsn);
-/* Rebuild the free tree as the complement of the refcount tree. */
+/* Hold [P, P+N) as shared until LSN is durable and the I/O in flight
+ * now has ended (see struct tier_space).
+ */
+void alloc_hold (struct blockmap_pool *pool, uint64_t p, uint64_t n,
+                 uint64_t lsn);
+/* Drop the holds that are durable and past their grace period. */
+void alloc_expire_holds (struct blockmap_pool *pool);
+/* Rebuild the free tree as the complement of the refcount tree, and
+ * forget pending frees and holds (at open, after replay).
+ */
 int alloc_rebuild_free (struct blockmap_pool *pool);
 /* Move pending frees that are durable and past their grace period out
  * of the pending list into *OUT (caller frees), counting them as in

@@ -279,6 +279,7 @@ pool_free (struct blockmap_pool *pool)
   free (pool->by_id);
   rslab_free_all (&pool->slab);
   free (pool->hot.pending);
+  free (pool->hot.holds);
   bbuf_free (&pool->jbuf);
   if (pool->hot.fd >= 0)
     close (pool->hot.fd);
@@ -384,6 +385,7 @@ blockmap_pool_open (const char *path, struct blockmap_pool **out)
   pool->next_lsn = 1;
   rtree_init (&pool->hot.refs, &pool->slab, RT_COUNT);
   rtree_init (&pool->hot.free, &pool->slab, RT_SET);
+  rtree_init (&pool->hot.held, &pool->slab, RT_COUNT);
   pool->hot.capacity = sb.hot_capacity >> pool->chunk_shift;
 
   pool->hot.fd = openat (pool->dir_fd, BM_HOT_DATA_FILE,

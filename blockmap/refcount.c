@@ -8,6 +8,11 @@
  *
  * A count reaching zero hands the chunk to the allocator's pending
  * list (alloc.c), never straight to the free tree (DESIGN invariant 2).
+ * A count dropping but not to zero "holds" the chunk (alloc_hold) until
+ * the change is durable and older I/O has ended: until then the chunk
+ * is still copied on write, because after a crash the other map would
+ * point at it again, and an in-flight read through the other map may
+ * still be reading it.
  */
 #include <inttypes.h>
 
@@ -31,8 +36,11 @@ adjust (struct blockmap_pool *pool, struct rtree *t, uint64_t p, uint64_t n,
       uint64_t c = r->val;
       pend = r->start + r->len < end ? r->start + r->len : end;
       rtree_remove_range (t, pos, pend - pos, NULL, NULL);
-      if ((int64_t) c + delta > 0)
+      if ((int64_t) c + delta > 0) {
         rtree_add_range (t, pos, pend - pos, c + delta, 0, 0);
+        if (pool && delta < 0)
+          alloc_hold (pool, pos, pend - pos, lsn);
+      }
       else if (pool)
         alloc_release (pool, pos, pend - pos, lsn);
     }
@@ -79,21 +87,45 @@ refcount_compute (struct blockmap_pool *pool, struct rtree *t)
     rtree_walk (&pool->by_id[i]->map, count_extent, t);
 }
 
+void
+refcount_tree_adjust (struct rtree *t, uint64_t p, uint64_t n, int delta)
+{
+  adjust (NULL, t, p, n, delta, 0);
+}
+
+uint64_t
+refcount_private_len (struct blockmap_pool *pool, uint64_t p, uint64_t n)
+{
+  const struct tier_space *ts = &pool->hot;
+  uint64_t pos = p, end = p + n;
+
+  while (pos < end) {
+    const struct rnode *r = rtree_lookup (&ts->refs, pos);
+    const struct rnode *h;
+    uint64_t seg_end;
+
+    if (r == NULL || r->val != 1 || rtree_lookup (&ts->held, pos))
+      break;
+    seg_end = r->start + r->len;
+    h = rtree_find_gt (&ts->held, pos);
+    if (h && h->start < seg_end)
+      seg_end = h->start;
+    pos = seg_end < end ? seg_end : end;
+  }
+  return pos - p;
+}
+
 uint64_t
 refcount_shared (struct blockmap_pool *pool, uint64_t p, uint64_t n)
 {
-  const struct rtree *t = &pool->hot.refs;
-  const struct rnode *r = rtree_find_le (t, p);
-  uint64_t end = p + n, shared = 0;
+  uint64_t pos = p, end = p + n, shared = 0;
 
-  if (r == NULL || r->start + r->len <= p)
-    r = rtree_find_gt (t, p);
-  while (r && r->start < end) {
-    uint64_t s = r->start > p ? r->start : p;
-    uint64_t e = r->start + r->len < end ? r->start + r->len : end;
-    if (r->val > 1)
-      shared += e - s;
-    r = rtree_find_gt (t, r->start);
+  while (pos < end) {
+    pos += refcount_private_len (pool, pos, end - pos);
+    if (pos < end) {
+      shared++;
+      pos++;
+    }
   }
   return shared;
 }

@@ -167,6 +167,33 @@ test_a_commit_after_the_other_side_let_go_frees_the_old_chunk (void **state)
   assert_int_equal (t.pool->hot.pending_chunks, 1);
 }
 
+/* Found by test-blockmap-random: b copies its shared chunk, then a
+ * wrote the chunk in place, as its count was one; after a crash b's
+ * durable map pointed at the chunk again, now holding a's data.
+ */
+static void
+test_a_chunk_unshared_by_a_change_not_yet_durable_is_still_copied (void **state)
+{
+  struct blockmap_run r[4];
+  uint64_t oldp;
+
+  (void) state;
+  write_bytes (a, 0, CS, 's');
+  assert_int_equal (blockmap_test_share_range (t.pool, "a", "b", 0, 1), 0);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  oldp = pchunk_of (a, 0);
+  write_bytes (b, 0, 4096, 'b');            /* b copies and commits */
+  assert_int_equal (refs_of (oldp), 1);
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, BM_RUN_COW);
+  blockmap_cow_abort (a, &r[0]);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  /* Durable now: a writes in place. */
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, 0);
+  assert_int_equal (r[0].pool_offset, oldp * CS);
+}
+
 static void
 test_a_cow_write_needs_space_for_the_copy (void **state)
 {
@@ -316,6 +343,7 @@ main (void)
     T (test_a_write_to_a_shared_chunk_is_copied_on_write),
     T (test_a_long_write_over_shared_chunks_gets_one_cow_run_per_chunk),
     T (test_a_commit_after_the_other_side_let_go_frees_the_old_chunk),
+    T (test_a_chunk_unshared_by_a_change_not_yet_durable_is_still_copied),
     T (test_a_cow_write_needs_space_for_the_copy),
     T (test_a_freed_chunk_is_not_reused_before_sync),
     T (test_a_freed_chunk_waits_for_io_begun_before_the_free),
