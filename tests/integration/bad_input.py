@@ -347,11 +347,13 @@ def still_usable(r, what):
 
 def reply_or_close(r, handle, want_errs, what, read_len=0):
     """An error reply from WANT_ERRS (then the connection must still
-    work), or the connection closed."""
+    work), or the connection closed; not silence."""
     try:
         err, h, data = r.simple_reply(read_len)
-    except (Closed, socket.timeout):
+    except Closed:
         return None
+    except socket.timeout:
+        fail("%s: no reply and no close within %.0fs" % (what, TIMEOUT))
     if h != handle or err not in want_errs:
         fail("%s: reply handle %d error %d, expected handle %d and one of %s"
              % (what, h, err, handle, want_errs))

@@ -103,16 +103,18 @@ class Raw:
         self.s.sendall(data)
 
     def recv_exact(self, n):
-        buf = b""
-        while len(buf) < n:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
             try:
-                chunk = self.s.recv(n - len(buf))
+                k = self.s.recv_into(view[got:], n - got)
             except ConnectionResetError:
                 raise Closed()
-            if not chunk:
+            if k == 0:
                 raise Closed()
-            buf += chunk
-        return buf
+            got += k
+        return bytes(buf)
 
     def expect_closed(self, what, timeout=TIMEOUT):
         """The server must close the connection within TIMEOUT seconds
