@@ -6,10 +6,10 @@
 # under qemu (TCG, no KVM needed): a Debian cloud kernel unpacked from
 # its package, and an initramfs holding busybox, nbd.ko with the virtio
 # modules it needs, nbd-client, mke2fs and e2fsck with their libraries,
-# and the guest's test script.  The guest runs busybox sh, which
-# prefers its own applets: call the copied programs by /usr/sbin path.  qemu's user-mode network lets the guest
+# and the guest's test script.  qemu's user-mode network lets the guest
 # reach the host's loopback at 10.0.2.2, where the test's stratad
-# listens; nothing else is reachable.
+# listens; nothing else is reachable.  The guest runs busybox sh, which
+# prefers its own applets: call the copied programs by /usr/sbin path.
 #
 # The kernel package is fetched once with apt-get download and kept in
 # $builddir/kernel-guest; the initramfs is rebuilt per test (it is small).
