@@ -31,6 +31,13 @@ run_fio --name=seqverify --ioengine=nbd --uri="$u" \
     --rw=write --bsrange=4k-1m --iodepth=8 --size=64M \
     --verify=crc32c --do_verify=1 --verify_fatal=1
 
+# Four connections writing with a FLUSH every 16 writes (fio's fsync
+# on the nbd engine), mixed reads, verify at the end.
+run_fio --name=flushers --ioengine=nbd --uri="$u" \
+    --rw=randrw --rwmixread=30 --bs=4k --iodepth=8 --numjobs=4 \
+    --size=16M --offset_increment=16M --io_size=4M --fsync=16 \
+    --verify=crc32c --do_verify=1 --verify_fatal=1
+
 # Verify-only pass in a new job (new connections): the data written by
 # a 4-job run is read back and checked by 4 other connections.
 run_fio --name=w --ioengine=nbd --uri="$u" --rw=randwrite --bs=64k \
