@@ -12,8 +12,10 @@ strata_cli volume create vol1 --size 64M
 u="$(uri vol1)"
 
 run_fio () {
-    fio --output="$testdir/fio.out" --output-format=terse --terse-version=3 \
-        "$@" || { cat "$testdir/fio.out" >&2; fail "fio $*"; }
+    # In the scratch directory: fio leaves *-verify.state files in the
+    # current directory.
+    (cd "$testdir" && fio --output="$testdir/fio.out" --output-format=terse --terse-version=3 \
+        "$@") || { cat "$testdir/fio.out" >&2; fail "fio $*"; }
     # Terse v3: field 5 is the job's error number.
     awk -F';' '$5 != 0 { print "job " $3 " error " $5; bad = 1 } END { exit bad }' \
         "$testdir/fio.out" || { cat "$testdir/fio.out" >&2; fail "a fio job reported an error"; }
