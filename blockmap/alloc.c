@@ -261,20 +261,21 @@ alloc_punch (struct blockmap_pool *pool, uint64_t p, uint64_t n)
 {
   static const char zero[65536];
   uint64_t off = p << pool->chunk_shift, len = n << pool->chunk_shift;
-  off_t eof;
+  struct stat st;
+  uint64_t eof;
+  int e;
 
-  if (fallocate (pool->hot.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 off, len) == 0)
-    return 0;
-  if (errno != EOPNOTSUPP)
-    return -errno;
+  e = bm_io->fallocate (pool->hot.fd,
+                        FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+  if (e != -EOPNOTSUPP)
+    return e;
   /* No hole punching here: write zeroes over what lies below EOF. */
-  eof = lseek (pool->hot.fd, 0, SEEK_END);
-  if (eof == -1)
-    return -errno;
-  if (off >= (uint64_t) eof)
+  if ((e = bm_io->fstat (pool->hot.fd, &st)) < 0)
+    return e;
+  eof = st.st_size;
+  if (off >= eof)
     return 0;
-  if (off + len > (uint64_t) eof)
+  if (off + len > eof)
     len = eof - off;
   while (len > 0) {
     size_t step = len < sizeof zero ? len : sizeof zero;

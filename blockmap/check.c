@@ -234,8 +234,8 @@ check_locked (struct blockmap_pool *pool,
              ts->reserved_chunks, ts->free.total, ts->capacity);
 
   /* The data file. */
-  if (fstat (ts->fd, &st) == -1)
-    problem (&c, "cannot stat the hot data file: %m");
+  if (bm_io->fstat (ts->fd, &st) < 0)
+    problem (&c, "cannot stat the hot data file");
   else if ((uint64_t) st.st_size > ts->capacity << pool->chunk_shift)
     problem (&c, "the hot data file (%" PRIu64 " bytes) is larger than "
              "the capacity (%" PRIu64 " bytes)", (uint64_t) st.st_size,

@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,21 +110,19 @@ serialize (struct blockmap_pool *pool, bool clean, uint64_t last,
 static int
 install (int dirfd, const struct bbuf *b)
 {
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_BM_CLOSE int fd = -1;
   int r;
 
-  fd = openat (dirfd, CKPT_TMP_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-               0644);
-  if (fd == -1)
-    return -errno;
-  if ((r = bm_pwrite_all (fd, b->p, b->len, 0)) < 0)
+  fd = bm_io->openat (dirfd, CKPT_TMP_FILE,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fd;
+  if ((r = bm_pwrite_all (fd, b->p, b->len, 0)) < 0 ||
+      (r = bm_io->fsync (fd)) < 0 ||
+      (r = bm_io->renameat (dirfd, CKPT_TMP_FILE, dirfd,
+                            BM_CHECKPOINT_FILE)) < 0 ||
+      (r = bm_io->fsync (dirfd)) < 0)
     return r;
-  if (fsync (fd) == -1)
-    return -errno;
-  if (renameat (dirfd, CKPT_TMP_FILE, dirfd, BM_CHECKPOINT_FILE) == -1)
-    return -errno;
-  if (fsync (dirfd) == -1)
-    return -errno;
   return 0;
 }
 
@@ -163,10 +160,8 @@ checkpoint_write (struct blockmap_pool *pool, bool clean)
     pool->jbuf.len = 0;
   }
   what = "fdatasync " BM_HOT_DATA_FILE;
-  if (fdatasync (pool->hot.fd) == -1) {
-    r = -errno;
+  if ((r = bm_io->fdatasync (pool->hot.fd)) < 0)
     goto fail;
-  }
   what = "writing the checkpoint";
   if ((r = install (pool->dir_fd, &b)) < 0)
     goto fail;
@@ -177,7 +172,7 @@ checkpoint_write (struct blockmap_pool *pool, bool clean)
     r = jfd;
     goto fail;
   }
-  close (pool->jfd);
+  bm_io->close (pool->jfd);
   pool->jfd = jfd;
   pool->journal_size = JOURNAL_HDR_SIZE;
   {
@@ -287,28 +282,29 @@ load (struct blockmap_pool *pool, const unsigned char *m, size_t size,
 int
 checkpoint_load (struct blockmap_pool *pool, bool *clean)
 {
-  CLEANUP_CLOSE int fd = -1;
-  struct stat st;
-  unsigned char *m;
+  CLEANUP_BM_CLOSE int fd = -1;
+  CLEANUP_FREE unsigned char *m = NULL;
+  uint64_t size;
   int r;
 
-  fd = openat (pool->dir_fd, BM_CHECKPOINT_FILE, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    log_error ("blockmap: %s: open checkpoint: %m", pool->path);
-    return errno == ENOENT ? -EUCLEAN : -errno;
+  fd = bm_io->openat (pool->dir_fd, BM_CHECKPOINT_FILE, O_RDONLY | O_CLOEXEC,
+                      0);
+  if (fd < 0) {
+    log_error ("blockmap: %s: open checkpoint: %s", pool->path,
+               strerror (-fd));
+    return fd == -ENOENT ? -EUCLEAN : fd;
   }
-  if (fstat (fd, &st) == -1)
-    return -errno;
-  if (st.st_size < CKPT_HDR_SIZE + 12) {
+  if ((r = bm_read_file (fd, &m, &size)) < 0) {
+    log_error ("blockmap: %s: read checkpoint: %s", pool->path,
+               strerror (-r));
+    return r;
+  }
+  if (size < CKPT_HDR_SIZE + 12) {
     log_error ("blockmap: %s: checkpoint is truncated", pool->path);
     return -EUCLEAN;
   }
-  m = mmap (NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (m == MAP_FAILED)
-    return -errno;
-  if (memcmp (m + st.st_size - 12, CKPT_END, 8) != 0 ||
-      le32_get (m + st.st_size - 4) != bm_crc (pool->uuid, m,
-                                               st.st_size - 4)) {
+  if (memcmp (m + size - 12, CKPT_END, 8) != 0 ||
+      le32_get (m + size - 4) != bm_crc (pool->uuid, m, size - 4)) {
     /* A version we do not know may checksum differently: say so. */
     if (memcmp (m, CKPT_MAGIC, 8) == 0 &&
         le32_get (m + 8) != BLOCKMAP_FORMAT_VERSION) {
@@ -322,7 +318,6 @@ checkpoint_load (struct blockmap_pool *pool, bool *clean)
     }
   }
   else
-    r = load (pool, m, st.st_size, clean);
-  munmap (m, st.st_size);
+    r = load (pool, m, size, clean);
   return r;
 }

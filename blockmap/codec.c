@@ -167,36 +167,3 @@ bm_crc (const unsigned char uuid[16], const void *p, size_t n)
   }
   return (uint32_t) c;
 }
-
-int
-bm_pwrite_all (int fd, const void *buf, size_t n, uint64_t offset)
-{
-  const unsigned char *p = buf;
-
-  while (n > 0) {
-    ssize_t r = pwrite (fd, p, n, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (r == 0)
-      return -EIO;
-    p += r;
-    n -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-int
-bm_fsync_dir (const char *path)
-{
-  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-  if (fd == -1)
-    return -errno;
-  if (fsync (fd) == -1)
-    return -errno;
-  return 0;
-}

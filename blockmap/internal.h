@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "blockmap.h"
 
@@ -110,10 +112,54 @@ const char *br_str (struct breader *r, size_t max);
  */
 uint32_t bm_crc (const unsigned char uuid[16], const void *p, size_t n);
 
+
+/* ---- io.c: every file operation, behind a table -------------------- */
+
+/* The engine's file operations.  Each returns what the system call
+ * does on success (an fd, a count, 0) and -errno on failure; errno is
+ * not used.  fds are real fds (blockmap_pool_data_fd hands one out).
+ * A test layer (tests/unit/crash-io.c) may wrap them to simulate power
+ * loss; fsync and fdatasync are its crash points.
+ */
+struct blockmap_io_ops {
+  int (*openat) (int dirfd, const char *name, int flags, mode_t mode);
+  int (*close) (int fd);
+  ssize_t (*pread) (int fd, void *buf, size_t n, uint64_t off);
+  ssize_t (*pwrite) (int fd, const void *buf, size_t n, uint64_t off);
+  int (*fsync) (int fd);              /* files and directories */
+  int (*fdatasync) (int fd);
+  int (*ftruncate) (int fd, uint64_t size);
+  int (*fallocate) (int fd, int mode, uint64_t off, uint64_t len);
+  int (*renameat) (int olddirfd, const char *oldname, int newdirfd,
+                   const char *newname);
+  int (*unlinkat) (int dirfd, const char *name, int flags);
+  int (*fstat) (int fd, struct stat *st);
+};
+
+/* The system calls themselves. */
+extern const struct blockmap_io_ops blockmap_io_real;
+/* The table in use: &blockmap_io_real unless a test changed it.  Not
+ * locked: set it only while no pool is open.
+ */
+extern const struct blockmap_io_ops *bm_io;
+
 /* Write all of BUF at OFFSET.  Returns 0 or -errno (-EIO if no progress). */
 int bm_pwrite_all (int fd, const void *buf, size_t n, uint64_t offset);
+/* Read the whole file FD into *OUT (caller frees), its size in *SIZE.
+ * Returns 0 or -errno.
+ */
+int bm_read_file (int fd, unsigned char **out, uint64_t *size);
 /* fsync the directory PATH.  Returns 0 or -errno. */
 int bm_fsync_dir (const char *path);
+
+static inline void
+bm_cleanup_close_ (int *fd)
+{
+  if (*fd >= 0)
+    bm_io->close (*fd);
+}
+/* CLEANUP_CLOSE for fds opened through bm_io. */
+#define CLEANUP_BM_CLOSE __attribute__ ((cleanup (bm_cleanup_close_)))
 
 /* ---- rtree.c: AVL tree of runs [start, start+len) ------------------- */
 
@@ -508,6 +554,11 @@ void blockmap_test_corrupt_refcount (struct blockmap_pool *pool,
 /* Checkpoint when the journal passes BYTES (default 64 MiB). */
 void blockmap_test_set_checkpoint_threshold (struct blockmap_pool *pool,
                                              uint64_t bytes);
+
+/* Route every file operation of every pool through OPS (NULL: back to
+ * the real system calls).  Only while no pool is open.
+ */
+void blockmap_test_set_io (const struct blockmap_io_ops *ops);
 
 /* Write a checkpoint now (not clean).  BLOCKS. */
 int blockmap_pool_checkpoint (struct blockmap_pool *pool);

@@ -23,7 +23,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,7 +161,7 @@ int
 journal_create (int dirfd, const unsigned char uuid[16], uint64_t start_lsn)
 {
   unsigned char h[JOURNAL_HDR_SIZE] = { 0 };
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_BM_CLOSE int fd = -1;
   int r;
 
   memcpy (h, JOURNAL_MAGIC, 8);
@@ -171,45 +170,42 @@ journal_create (int dirfd, const unsigned char uuid[16], uint64_t start_lsn)
   le64_put (h + 32, start_lsn);
   le32_put (h + 40, bm_crc (uuid, h, 40));
 
-  fd = openat (dirfd, JOURNAL_TMP_FILE,
-               O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1)
-    return -errno;
-  if ((r = bm_pwrite_all (fd, h, sizeof h, 0)) < 0)
+  fd = bm_io->openat (dirfd, JOURNAL_TMP_FILE,
+                      O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fd;
+  if ((r = bm_pwrite_all (fd, h, sizeof h, 0)) < 0 ||
+      (r = bm_io->fsync (fd)) < 0 ||
+      (r = bm_io->renameat (dirfd, JOURNAL_TMP_FILE, dirfd,
+                            BM_JOURNAL_FILE)) < 0 ||
+      (r = bm_io->fsync (dirfd)) < 0)
     return r;
-  if (fsync (fd) == -1)
-    return -errno;
-  if (renameat (dirfd, JOURNAL_TMP_FILE, dirfd, BM_JOURNAL_FILE) == -1)
-    return -errno;
-  if (fsync (dirfd) == -1)
-    return -errno;
   return TAKE_FD (fd);
 }
 
 int
 journal_replay (struct blockmap_pool *pool, uint64_t *nrecords)
 {
-  CLEANUP_CLOSE int fd = -1;
-  struct stat st;
-  const unsigned char *m;
-  uint64_t start_lsn, expected, pos;
+  CLEANUP_BM_CLOSE int fd = -1;
+  CLEANUP_FREE unsigned char *m = NULL;
+  uint64_t size, start_lsn, expected, pos;
   int r = 0;
 
   *nrecords = 0;
-  fd = openat (pool->dir_fd, BM_JOURNAL_FILE, O_RDWR | O_CLOEXEC);
-  if (fd == -1) {
-    log_error ("blockmap: %s: open journal: %m", pool->path);
-    return errno == ENOENT ? -EUCLEAN : -errno;
+  fd = bm_io->openat (pool->dir_fd, BM_JOURNAL_FILE, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    log_error ("blockmap: %s: open journal: %s", pool->path,
+               strerror (-fd));
+    return fd == -ENOENT ? -EUCLEAN : fd;
   }
-  if (fstat (fd, &st) == -1)
-    return -errno;
-  if (st.st_size < JOURNAL_HDR_SIZE) {
+  if ((r = bm_read_file (fd, &m, &size)) < 0) {
+    log_error ("blockmap: %s: read journal: %s", pool->path, strerror (-r));
+    return r;
+  }
+  if (size < JOURNAL_HDR_SIZE) {
     log_error ("blockmap: %s: journal header is missing", pool->path);
     return -EUCLEAN;
   }
-  m = mmap (NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (m == MAP_FAILED)
-    return -errno;
 
   if (memcmp (m, JOURNAL_MAGIC, 8) != 0 ||
       le32_get (m + 40) != bm_crc (pool->uuid, m, 40) ||
@@ -237,9 +233,9 @@ journal_replay (struct blockmap_pool *pool, uint64_t *nrecords)
   expected = start_lsn;
   pos = JOURNAL_HDR_SIZE;
   pool->replaying = true;
-  while (pos < (uint64_t) st.st_size) {
+  while (pos < size) {
     struct jrec rec;
-    size_t len = journal_decode (pool->uuid, m + pos, st.st_size - pos, &rec);
+    size_t len = journal_decode (pool->uuid, m + pos, size - pos, &rec);
 
     if (len == 0 || rec.lsn != expected)
       break;
@@ -260,13 +256,14 @@ journal_replay (struct blockmap_pool *pool, uint64_t *nrecords)
   }
   pool->replaying = false;
 
-  if (pos < (uint64_t) st.st_size) {
+  if (pos < size) {
     log_warn ("blockmap: %s: journal: ignoring %" PRIu64 " bytes of torn "
               "or invalid records from offset %" PRIu64 " (LSN %" PRIu64 ")",
-              pool->path, st.st_size - pos, pos, expected);
-    if (ftruncate (fd, pos) == -1 || fdatasync (fd) == -1) {
-      r = -errno;
-      log_error ("blockmap: %s: truncate journal: %m", pool->path);
+              pool->path, size - pos, pos, expected);
+    if ((r = bm_io->ftruncate (fd, pos)) < 0 ||
+        (r = bm_io->fdatasync (fd)) < 0) {
+      log_error ("blockmap: %s: truncate journal: %s", pool->path,
+                 strerror (-r));
       goto out;
     }
   }
@@ -285,13 +282,12 @@ journal_replay (struct blockmap_pool *pool, uint64_t *nrecords)
                  strerror (-r));
       goto out;
     }
-    close (fd);
+    bm_io->close (fd);
     fd = nfd;
     pos = JOURNAL_HDR_SIZE;
   }
   pool->jfd = TAKE_FD (fd);
   pool->journal_size = pos;
  out:
-  munmap ((void *) m, st.st_size);
   return r;
 }

@@ -176,24 +176,22 @@ dir_is_empty (const char *path)
 static int
 create_empty (int dirfd, const char *name)
 {
-  int fd = openat (dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = bm_io->openat (dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                          0644);
+  int r;
 
-  if (fd == -1)
-    return -errno;
-  if (fsync (fd) == -1) {
-    int e = -errno;
-    close (fd);
-    return e;
-  }
-  close (fd);
-  return 0;
+  if (fd < 0)
+    return fd;
+  r = bm_io->fsync (fd);
+  bm_io->close (fd);
+  return r;
 }
 
 int
 blockmap_pool_init (const char *path, const struct blockmap_pool_opts *opts)
 {
   struct superblock sb = { .version = BLOCKMAP_FORMAT_VERSION };
-  CLEANUP_CLOSE int dirfd = -1;
+  CLEANUP_BM_CLOSE int dirfd = -1;
   uint64_t cap;
   int r;
 
@@ -221,9 +219,10 @@ blockmap_pool_init (const char *path, const struct blockmap_pool_opts *opts)
       return -EEXIST;
     }
   }
-  dirfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd == -1)
-    return -errno;
+  dirfd = bm_io->openat (AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                         0);
+  if (dirfd < 0)
+    return dirfd;
 
   cap = opts ? opts->hot_capacity : 0;
   if (cap == 0) {
@@ -251,14 +250,12 @@ blockmap_pool_init (const char *path, const struct blockmap_pool_opts *opts)
   r = journal_create (dirfd, sb.uuid, 1);
   if (r < 0)
     goto err;
-  close (r);
+  bm_io->close (r);
   /* The superblock last: until it exists this is not a pool. */
   if ((r = superblock_write (dirfd, &sb)) < 0)
     goto err;
-  if (fsync (dirfd) == -1) {
-    r = -errno;
+  if ((r = bm_io->fsync (dirfd)) < 0)
     goto err;
-  }
   return 0;
  err:
   log_error ("blockmap: %s: creating the pool: %s", path, strerror (-r));
@@ -282,13 +279,13 @@ pool_free (struct blockmap_pool *pool)
   free (pool->hot.holds);
   bbuf_free (&pool->jbuf);
   if (pool->hot.fd >= 0)
-    close (pool->hot.fd);
+    bm_io->close (pool->hot.fd);
   if (pool->jfd >= 0)
-    close (pool->jfd);
+    bm_io->close (pool->jfd);
   if (pool->dir_fd >= 0)
-    close (pool->dir_fd);
+    bm_io->close (pool->dir_fd);
   if (pool->lock_fd >= 0)
-    close (pool->lock_fd);      /* releases the flock */
+    bm_io->close (pool->lock_fd);       /* releases the flock */
   pthread_mutex_destroy (&pool->lock);
   pthread_mutex_destroy (&pool->flush_lock);
   free (pool->path);
@@ -312,15 +309,16 @@ punch_free_space (struct blockmap_pool *pool)
   struct stat st;
   uint64_t eof_chunks;
   const struct rnode *r;
+  int e;
 
-  if (fstat (pool->hot.fd, &st) == -1)
-    return -errno;
+  if ((e = bm_io->fstat (pool->hot.fd, &st)) < 0)
+    return e;
   eof_chunks = bm_chunks_for (pool, st.st_size);
   for (r = rtree_first (&pool->hot.free); r && r->start < eof_chunks;
        r = rtree_find_gt (&pool->hot.free, r->start)) {
     uint64_t n = r->start + r->len <= eof_chunks ? r->len
       : eof_chunks - r->start;
-    int e = alloc_punch (pool, r->start, n);
+    e = alloc_punch (pool, r->start, n);
     if (e < 0) {
       log_error ("blockmap: %s: punching free chunks: %s", pool->path,
                  strerror (-e));
@@ -352,21 +350,22 @@ blockmap_pool_open (const char *path, struct blockmap_pool **out)
     goto err;
   }
 
-  pool->dir_fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (pool->dir_fd == -1) {
-    r = -errno;
+  pool->dir_fd = bm_io->openat (AT_FDCWD, path,
+                                O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (pool->dir_fd < 0) {
+    r = pool->dir_fd;
     if (r != -ENOENT)
-      log_error ("blockmap: open %s: %m", path);
+      log_error ("blockmap: open %s: %s", path, strerror (-r));
     goto err;
   }
   r = superblock_read (pool->dir_fd, &sb);
   if (r < 0)
     goto err;
-  pool->lock_fd = openat (pool->dir_fd, BM_LOCK_FILE,
-                          O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (pool->lock_fd == -1) {
-    r = -errno;
-    log_error ("blockmap: %s: open lock file: %m", path);
+  pool->lock_fd = bm_io->openat (pool->dir_fd, BM_LOCK_FILE,
+                                 O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (pool->lock_fd < 0) {
+    r = pool->lock_fd;
+    log_error ("blockmap: %s: open lock file: %s", path, strerror (-r));
     goto err;
   }
   if (flock (pool->lock_fd, LOCK_EX | LOCK_NB) == -1) {
@@ -388,11 +387,12 @@ blockmap_pool_open (const char *path, struct blockmap_pool **out)
   rtree_init (&pool->hot.held, &pool->slab, RT_COUNT);
   pool->hot.capacity = sb.hot_capacity >> pool->chunk_shift;
 
-  pool->hot.fd = openat (pool->dir_fd, BM_HOT_DATA_FILE,
-                         O_RDWR | O_CLOEXEC);
-  if (pool->hot.fd == -1) {
-    r = errno == ENOENT ? -EUCLEAN : -errno;
-    log_error ("blockmap: %s: open %s: %m", path, BM_HOT_DATA_FILE);
+  pool->hot.fd = bm_io->openat (pool->dir_fd, BM_HOT_DATA_FILE,
+                                O_RDWR | O_CLOEXEC, 0);
+  if (pool->hot.fd < 0) {
+    r = pool->hot.fd == -ENOENT ? -EUCLEAN : pool->hot.fd;
+    log_error ("blockmap: %s: open %s: %s", path, BM_HOT_DATA_FILE,
+               strerror (-pool->hot.fd));
     goto err;
   }
 
@@ -506,15 +506,14 @@ pool_commit_locked (struct blockmap_pool *pool)
     memset (&pool->jbuf, 0, sizeof pool->jbuf);
     last = pool->next_lsn - 1;
   }
-  if (fdatasync (pool->hot.fd) == -1) {
-    r = -errno;
+  if ((r = bm_io->fdatasync (pool->hot.fd)) < 0) {
     bbuf_free (&b);
     return commit_failed (pool, "fdatasync " BM_HOT_DATA_FILE, r);
   }
   if (b.len > 0) {
     r = bm_pwrite_all (pool->jfd, b.p, b.len, pool->journal_size);
-    if (r == 0 && fdatasync (pool->jfd) == -1)
-      r = -errno;
+    if (r == 0)
+      r = bm_io->fdatasync (pool->jfd);
     if (r < 0) {
       bbuf_free (&b);
       return commit_failed (pool, "writing the journal", r);

@@ -40,7 +40,7 @@ int
 superblock_write (int dirfd, const struct superblock *sb)
 {
   unsigned char buf[SB_SIZE] = { 0 };
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_BM_CLOSE int fd = -1;
   int r;
 
   memcpy (buf, SB_MAGIC, 8);
@@ -51,30 +51,28 @@ superblock_write (int dirfd, const struct superblock *sb)
   le64_put (buf + 40, sb->created);
   le32_put (buf + 48, bm_crc (sb->uuid, buf, 48));
 
-  fd = openat (dirfd, BM_SUPERBLOCK_FILE,
-               O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd == -1)
-    return -errno;
+  fd = bm_io->openat (dirfd, BM_SUPERBLOCK_FILE,
+                      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fd;
   if ((r = bm_pwrite_all (fd, buf, sizeof buf, 0)) < 0)
     return r;
-  if (fsync (fd) == -1)
-    return -errno;
-  return 0;
+  return bm_io->fsync (fd);
 }
 
 int
 superblock_read (int dirfd, struct superblock *sb)
 {
   unsigned char buf[SB_SIZE];
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_BM_CLOSE int fd = -1;
   ssize_t n;
 
-  fd = openat (dirfd, BM_SUPERBLOCK_FILE, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return -errno;
-  n = pread (fd, buf, sizeof buf, 0);
-  if (n == -1)
-    return -errno;
+  fd = bm_io->openat (dirfd, BM_SUPERBLOCK_FILE, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0)
+    return fd;
+  n = bm_io->pread (fd, buf, sizeof buf, 0);
+  if (n < 0)
+    return n;
   if (n < 52 || memcmp (buf, SB_MAGIC, 8) != 0) {
     log_error ("blockmap: superblock: not a strata pool (bad magic)");
     return -EUCLEAN;
