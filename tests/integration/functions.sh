@@ -128,6 +128,11 @@ stop_pid ()
 
 # ---- pools and the daemon ----------------------------------------------
 
+_pdeath=
+if setpriv --pdeathsig KILL true >/dev/null 2>&1; then
+    _pdeath="setpriv --pdeathsig KILL"
+fi
+
 # make_testdir: a fresh scratch directory under /tmp, removed at exit.
 # Sets $testdir (only the first call makes one).
 make_testdir ()
@@ -213,7 +218,9 @@ start_stratad ()
     done
     _nlog=$(( ${_nlog:-0} + 1 ))
     stratad_log="$dir/stratad.$_nlog.log"
-    stratad --foreground --pool "$pool" --unix "$sock" "$@" \
+    # With a parent-death signal, a daemon does not outlive a test that
+    # was itself killed with -9 (when no cleanup can run).
+    $_pdeath stratad --foreground --pool "$pool" --unix "$sock" "$@" \
             </dev/null >>"$stratad_log" 2>&1 &
     stratad_pid=$!
     cleanup_fn _stratad_cleanup "$stratad_pid" "$stratad_log"
