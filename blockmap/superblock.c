@@ -1,6 +1,7 @@
 /* blockmap/superblock.c: the pool's identity and format version.
  *
- * The file "superblock" is 512 bytes, written once by pool init:
+ * The file "superblock" is 512 bytes, written once by pool init (as
+ * "superblock.tmp", then renamed):
  *
  *   0  magic "STRATASB"        8
  *   8  format version          u32 (BLOCKMAP_FORMAT_VERSION)
@@ -25,6 +26,7 @@
 
 #define SB_MAGIC "STRATASB"
 #define SB_SIZE 512
+#define SB_TMP_FILE "superblock.tmp"
 
 void
 uuid_format (const unsigned char u[16], char out[37])
@@ -51,13 +53,19 @@ superblock_write (int dirfd, const struct superblock *sb)
   le64_put (buf + 40, sb->created);
   le32_put (buf + 48, bm_crc (sb->uuid, buf, 48));
 
-  fd = bm_io->openat (dirfd, BM_SUPERBLOCK_FILE,
-                      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  /* Written under another name and renamed, so that after a crash the
+   * superblock is either whole or absent (then there is no pool), never
+   * an empty or torn file that would make the pool look damaged.  The
+   * caller fsyncs the directory.
+   */
+  fd = bm_io->openat (dirfd, SB_TMP_FILE,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return fd;
-  if ((r = bm_pwrite_all (fd, buf, sizeof buf, 0)) < 0)
+  if ((r = bm_pwrite_all (fd, buf, sizeof buf, 0)) < 0 ||
+      (r = bm_io->fsync (fd)) < 0)
     return r;
-  return bm_io->fsync (fd);
+  return bm_io->renameat (dirfd, SB_TMP_FILE, dirfd, BM_SUPERBLOCK_FILE);
 }
 
 int

@@ -665,6 +665,19 @@ crash_everywhere (uint64_t wseed, int seeds, uint64_t first, uint64_t last)
           first, last, tried);
 }
 
+/* Regression: pool init created "superblock" in place, so a crash
+ * could leave the name durable but the file empty: the pool then
+ * failed to open with -EUCLEAN instead of not being there (-ENOENT).
+ */
+static void
+test_a_crash_during_pool_init_leaves_no_pool_or_a_whole_one (void **state)
+{
+  (void) state;
+  run_once (0, CRASH_DROP, 1, 1);
+  assert_true (init_syncs > 3);
+  crash_everywhere (1, 8, 1, init_syncs);
+}
+
 static void
 test_a_crash_at_any_sync_point_loses_nothing_durable (void **state)
 {
@@ -684,6 +697,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_the_layer_without_a_crash_changes_nothing),
+    cmocka_unit_test (test_a_crash_during_pool_init_leaves_no_pool_or_a_whole_one),
     cmocka_unit_test (test_a_crash_at_any_sync_point_loses_nothing_durable),
     cmocka_unit_test (test_a_crash_at_any_sync_point_of_another_workload),
   };
