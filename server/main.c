@@ -403,10 +403,11 @@ main (int argc, char *argv[])
   if (opts.pid_file && write_pid_file (opts.pid_file) < 0)
     goto stop;
 
-  log_info ("serving pool %s (%s%s%s%s, %u loop%s)", opts.pool_path,
-            ls.activated ? "socket activation " : "",
-            opts.tcp ? "tcp " : "", opts.unix_path ? "unix " : "",
-            opts.single ? "stdin/stdout" : "", nloops,
+  log_info ("serving pool %s on%s%s%s%s%s%s, %u loop%s", opts.pool_path,
+            ls.activated ? " systemd sockets" : "",
+            opts.tcp ? " " : "", opts.tcp ? opts.listen_addr : "",
+            opts.unix_path ? " " : "", opts.unix_path ? opts.unix_path : "",
+            opts.single ? " stdin/stdout" : "", nloops,
             nloops == 1 ? "" : "s");
   daemon_ready ();
   status = EXIT_SUCCESS;

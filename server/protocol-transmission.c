@@ -1040,8 +1040,8 @@ proto_transmission (struct conn *c)
     es.meta_allocation = c->meta_allocation;
     v = proto_check_request (&h, &es, &err, &msg);
     if (v == PROTO_DISCONNECT) {
-      log_error_ratelimited ("conn %" PRIu64 ": %s: %s, closing the "
-                             "connection", c->id, cmd_name (h.type), msg);
+      log_error_ratelimited ("conn %" PRIu64 ": %s, closing the "
+                             "connection", c->id, msg);
       return -EPROTO;
     }
     if (v == PROTO_OK && h.type == NBD_CMD_WRITE &&
