@@ -543,6 +543,9 @@ quiet (bool on)
 /* Run the workload with a crash at sync point CRASH_AT (0: none), then
  * reopen and verify.  Returns the number of sync points seen.
  */
+static uint64_t recovery_crash_at;     /* 0: recover without a crash */
+static uint64_t recovery_syncs;        /* sync points of the last recovery */
+
 static uint64_t
 run_once (uint64_t crash_at, enum crash_mode mode, uint64_t seed,
           uint64_t wseed)
@@ -588,6 +591,15 @@ run_once (uint64_t crash_at, enum crash_mode mode, uint64_t seed,
   syncs = crash_io_syncs ();
   FAIL_IF (!crash_io_crashed () && (!inited || !opened),
            "init or open failed without a crash");
+  crash_io_stop ();
+
+  /* Power may fail again while the pool recovers. */
+  cfg.crash_at = recovery_crash_at;
+  crash_io_start (&cfg);
+  if (blockmap_pool_open (r->path, &r->pool) == 0)
+    blockmap_pool_crash_close (r->pool);
+  r->pool = NULL;
+  recovery_syncs = crash_io_syncs ();
   crash_io_stop ();
 
   e = blockmap_pool_open (r->path, &r->pool);
@@ -692,6 +704,47 @@ test_a_crash_at_any_sync_point_of_another_workload (void **state)
   crash_everywhere (7, 1, 0, 0);
 }
 
+/* A crash while the pool recovers from a crash, at every sync point of
+ * the recovery, after every sync point of the workload.
+ */
+static void
+test_a_crash_during_recovery_loses_nothing_either (void **state)
+{
+  uint64_t total = run_once (0, CRASH_DROP, 1, 3), tried = 0;
+
+  (void) state;
+  for (uint64_t n = init_syncs + 1; n <= total; n++) {
+    uint64_t rsyncs;
+    recovery_crash_at = 0;
+    run_once (n, CRASH_TEAR, n, 3);
+    rsyncs = recovery_syncs;
+    for (uint64_t k = 1; k <= rsyncs; k++) {
+      recovery_crash_at = k;
+      run_once (n, CRASH_TEAR, n, 3);
+      tried++;
+    }
+  }
+  recovery_crash_at = 0;
+  printf ("workload 3: %" PRIu64 " crashes during recovery tried\n", tried);
+  assert_true (tried > total);
+}
+
+/* A soak: CRASH_WORKLOADS=N runs N more workloads (seeds 100..),
+ * one seed per random mode.  Skipped by default.
+ */
+static void
+test_more_workloads_when_asked (void **state)
+{
+  const char *e = getenv ("CRASH_WORKLOADS");
+  int n = e ? atoi (e) : 0;
+
+  (void) state;
+  if (n <= 0)
+    skip ();
+  for (int w = 0; w < n; w++)
+    crash_everywhere (100 + w, 1, 0, 0);
+}
+
 int
 main (void)
 {
@@ -700,6 +753,8 @@ main (void)
     cmocka_unit_test (test_a_crash_during_pool_init_leaves_no_pool_or_a_whole_one),
     cmocka_unit_test (test_a_crash_at_any_sync_point_loses_nothing_durable),
     cmocka_unit_test (test_a_crash_at_any_sync_point_of_another_workload),
+    cmocka_unit_test (test_a_crash_during_recovery_loses_nothing_either),
+    cmocka_unit_test (test_more_workloads_when_asked),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
