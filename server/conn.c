@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -56,6 +57,15 @@ cancel_cb (struct uop *op, int res, uint32_t flags)
   (void) res; (void) flags;
   c->cancels--;
   conn_mark_dirty (c);
+}
+
+uint64_t
+conn_now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec;
 }
 
 static bool
@@ -83,6 +93,7 @@ conn_new (struct loop *loop, int rfd, int wfd)
   }
   c->loop = loop;
   c->id = next_id++;
+  c->started = conn_now ();
   c->rfd = rfd;
   c->wfd = wfd;
   c->is_socket = fd_is_socket (rfd) && fd_is_socket (wfd);

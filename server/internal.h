@@ -265,6 +265,8 @@ struct loop {
   struct __kernel_timespec park_ts;
   bool park_armed, cow_committed;
 
+  struct uop tick_op;                   /* housekeeping, LOOP_TICK_SEC */
+  struct __kernel_timespec tick_ts;
   struct loop_msg stop_msg;             /* posted by loop_request_stop */
   _Atomic bool stop_posted;
   struct uop stop_op;                   /* bounded wait at shutdown */
@@ -314,6 +316,7 @@ enum conn_state {
 };
 
 #define CONN_RBUF_SIZE (128 * 1024)
+#define CONN_HANDSHAKE_TIMEOUT 30       /* seconds to reach transmission */
 #define CONN_MAX_REQS 128               /* requests in flight */
 #define CONN_MAX_BYTES (256 * 1024 * 1024) /* request buffers held */
 #define CONN_SEND_IOV 64
@@ -329,6 +332,7 @@ struct conn {
   struct conn *dirty_next;
   bool dirty;
   uint64_t id;
+  uint64_t started;                     /* CLOCK_MONOTONIC seconds */
   int rfd, wfd;                         /* the same socket, except -s */
   bool is_socket;
   enum conn_state state;
@@ -368,6 +372,8 @@ struct conn {
   uint16_t eflags;
 };
 
+/* Seconds on the monotonic clock. */
+uint64_t conn_now (void);
 /* Make a connection on LOOP for the accepted socket FD (or, with -s,
  * RFD/WFD = stdin/stdout) and start the handshake.
  */

@@ -308,6 +308,44 @@ retry_parked (struct loop *loop)
   }
 }
 
+/* ---- Housekeeping --------------------------------------------------- */
+
+#define LOOP_TICK_SEC 5
+
+static void
+tick_post (struct loop *loop)
+{
+  loop->tick_ts.tv_sec = LOOP_TICK_SEC;
+  loop->tick_ts.tv_nsec = 0;
+  io_uring_prep_timeout (loop_sqe (loop, &loop->tick_op), &loop->tick_ts,
+                         0, 0);
+}
+
+/* Close connections that have not finished the handshake in time: an
+ * idle or trickling client must not hold a connection forever.
+ */
+static void
+tick_cb (struct uop *op, int res, uint32_t flags)
+{
+  struct loop *loop = container_of (op, struct loop, tick_op);
+  uint64_t now = conn_now ();
+  struct conn *c, *next;
+
+  (void) flags;
+  if (res == -ECANCELED || loop->stopping)
+    return;
+  for (c = loop->conns; c; c = next) {
+    next = c->next;
+    if ((c->state == CONN_HS_FLAGS || c->state == CONN_HS_OPTIONS) &&
+        now - c->started > CONN_HANDSHAKE_TIMEOUT) {
+      log_debug (DBG_LOOP, "conn %" PRIu64 ": handshake not finished "
+                 "after %d s, closing", c->id, CONN_HANDSHAKE_TIMEOUT);
+      conn_close (c);
+    }
+  }
+  tick_post (loop);
+}
+
 /* ---- Stopping ------------------------------------------------------- */
 
 static void
@@ -394,6 +432,7 @@ loop_thread (void *arg)
   int r;
 
   efd_post_read (loop);
+  tick_post (loop);
   for (i = 0; i < loop->naccepts; i++)
     accept_post (&loop->accepts[i]);
 
@@ -479,6 +518,7 @@ loop_create (unsigned index, struct loop **out)
   loop->efd_op.cb = efd_cb;
   loop->park_op.cb = park_cb;
   loop->stop_op.cb = stop_timer_cb;
+  loop->tick_op.cb = tick_cb;
   loop->stop_msg.fn = stop_msg_fn;
   pthread_mutex_init (&loop->msg_lock, NULL);
 
