@@ -442,10 +442,12 @@ send_cb (struct uop *op, int res, uint32_t flags)
 static bool
 want_input (const struct conn *c)
 {
-  if (c->state == CONN_CLOSING || c->eof || c->disc || c->recv_posted)
+  if (c->state == CONN_CLOSING || c->eof || c->recv_posted)
     return false;
   if (c->payload_req)
-    return true;
+    return true;                /* even when stopping: finish the WRITE */
+  if (c->disc)
+    return false;
   if (c->state == CONN_TRANSMISSION)
     return c->nreqs < CONN_MAX_REQS && c->req_bytes < CONN_MAX_BYTES;
   return c->sendq_bytes < CONN_MAX_HS_QUEUE;

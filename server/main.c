@@ -201,14 +201,21 @@ write_pid_file (const char *path)
 }
 
 /* With -s, the one connection is made on its loop's thread. */
+struct single_msg {
+  struct loop_msg msg;          /* first: the message is the struct */
+  struct loop *loop;
+};
+
 static void
 single_conn (struct loop_msg *msg)
 {
-  struct loop *loop = *(struct loop **) (msg + 1);
+  struct loop *loop = ((struct single_msg *) msg)->loop;
   int r;
 
   r = conn_new (loop, STDIN_FILENO, STDOUT_FILENO);
-  if (r < 0) {
+  if (r == 0)
+    loop->single = true;        /* from now on: exit when it is gone */
+  else {
     errno = -r;
     log_error ("-s: %m");
     kill (getpid (), SIGTERM);
@@ -225,10 +232,7 @@ main (int argc, char *argv[])
   struct admin_server *admin = NULL;
   struct config *cfg = NULL;
   struct loop **loops = NULL;
-  struct {
-    struct loop_msg msg;
-    struct loop *loop;
-  } single_msg;
+  struct single_msg single_msg;
   char debug_topics[256] = "", err[512], *admin_path_alloc = NULL;
   bool listen_given = false, port_given = false, dump = false;
   bool admin_created = false, unix_created = false;
@@ -386,7 +390,6 @@ main (int argc, char *argv[])
     }
   }
   if (opts.single) {
-    loops[0]->single = true;
     single_msg.msg.fn = single_conn;
     single_msg.loop = loops[0];
     loop_post (loops[0], &single_msg.msg);
