@@ -282,7 +282,7 @@ loop_park (struct loop *loop, struct req *req)
 {
   req->next = loop->parked;
   loop->parked = req;
-  if (!loop->park_armed && !loop->stopping) {
+  if (!loop->park_armed) {      /* also while stopping: it holds a conn */
     /* A CoW commit on this loop retries at once; one on another loop
      * (another connection to the same volume) is noticed by this tick.
      */
@@ -479,7 +479,7 @@ loop_thread (void *arg)
       c->dirty = false;
       conn_service (c);         /* may free c */
     }
-    if (loop->parked && !loop->park_armed && !loop->stopping) {
+    if (loop->parked && !loop->park_armed) {
       struct req *list = loop->parked;
       loop->parked = NULL;
       while (list) {            /* re-park to re-arm the tick */
