@@ -94,6 +94,8 @@ alloc_run (struct blockmap_pool *pool, uint64_t hint, bool strict,
     take = want;
   rtree_remove_range (&ts->free, start, take, NULL, NULL);
   ts->fs_avail = ts->fs_avail > take ? ts->fs_avail - take : 0;
+  if (start + take > ts->alloc_end)
+    ts->alloc_end = start + take;
   *p = start;
   return take;
 }

@@ -236,6 +236,11 @@ check_locked (struct blockmap_pool *pool,
   /* The data file. */
   if (bm_io->fstat (ts->fd, &st) < 0)
     problem (&c, "cannot stat the hot data file");
+  else if ((uint64_t) st.st_size < ts->data_end)
+    problem (&c, "the hot data file is %" PRIu64 " bytes, but chunks up to "
+             "byte %" PRIu64 " are mapped and were made durable: the file "
+             "has been cut short and their data is lost",
+             (uint64_t) st.st_size, ts->data_end);
   else if ((uint64_t) st.st_size > ts->capacity << pool->chunk_shift)
     problem (&c, "the hot data file (%" PRIu64 " bytes) is larger than "
              "the capacity (%" PRIu64 " bytes)", (uint64_t) st.st_size,

@@ -144,7 +144,7 @@ checkpoint_write (struct blockmap_pool *pool, bool clean)
 {
   struct bbuf b = { 0 };
   struct pending_free *v;
-  uint64_t last;
+  uint64_t last, end;
   size_t n;
   int r, jfd;
   const char *what;
@@ -158,7 +158,11 @@ checkpoint_write (struct blockmap_pool *pool, bool clean)
     serialize (pool, clean, last, &b);
     /* Every buffered record is in the serialized state. */
     pool->jbuf.len = 0;
+    end = tier_data_end (pool, &pool->hot);
   }
+  what = "extending " BM_HOT_DATA_FILE;
+  if ((r = tier_extend (&pool->hot, end)) < 0)
+    goto fail;
   what = "fdatasync " BM_HOT_DATA_FILE;
   if ((r = bm_io->fdatasync (pool->hot.fd)) < 0)
     goto fail;

@@ -267,6 +267,15 @@ struct tier_space {
   size_t hhead, nholds, hcap;
   uint64_t reserved_chunks;     /* allocated for a CoW, not yet mapped */
   uint64_t transit_chunks;      /* reclaimed, being punched */
+  /* Bytes the data file durably spans: every commit first extends the
+   * file over every chunk ever allocated (alloc_end), so after any
+   * crash, whatever prefix of the journal survives, a mapped chunk past
+   * the end of the file means the file was cut, and pool check says
+   * so.  Not the chunks referenced at commit time: a batch may map a
+   * chunk and free it again, and a torn journal keeps only the first.
+   */
+  uint64_t data_end;
+  uint64_t alloc_end;           /* chunks: one past the highest allocated */
 };
 
 struct cow_pending {
@@ -351,6 +360,16 @@ void volume_destroy (struct blockmap_volume *vol);
  * the checkpoint check.  Caller holds flush_lock.
  */
 int pool_commit_locked (struct blockmap_pool *pool);
+/* The end in bytes of the highest chunk TS's maps reference, or that
+ * was ever allocated since the pool opened if that is further.  Pool
+ * lock held.
+ */
+uint64_t tier_data_end (const struct blockmap_pool *pool,
+                        const struct tier_space *ts);
+/* Extend the data file of TS to END bytes if it is shorter.  BLOCKS;
+ * the caller's fdatasync makes it durable.
+ */
+int tier_extend (struct tier_space *ts, uint64_t end);
 
 /* ---- superblock.c ---------------------------------------------------- */
 

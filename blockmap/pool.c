@@ -406,6 +406,11 @@ blockmap_pool_open (const char *path, struct blockmap_pool **out)
   refcount_compute (pool, &pool->hot.refs);
   if ((r = alloc_rebuild_free (pool)) < 0)
     goto err;
+  /* Every chunk the durable maps reference was inside the data file
+   * when its record became durable (see tier_extend), so the check
+   * below finds a file that has since been cut short.
+   */
+  pool->hot.data_end = tier_data_end (pool, &pool->hot);
   pool->recovered = !clean || nrecords > 0;
   if (pool->recovered) {
     log_info ("blockmap: %s: recovering: replayed %" PRIu64 " journal "
@@ -488,11 +493,37 @@ commit_failed (struct blockmap_pool *pool, const char *what, int err)
   return -EIO;
 }
 
+uint64_t
+tier_data_end (const struct blockmap_pool *pool, const struct tier_space *ts)
+{
+  const struct rnode *n = rtree_find_le (&ts->refs, UINT64_MAX);
+  uint64_t end = n ? n->start + n->len : 0;
+
+  if (ts->alloc_end > end)
+    end = ts->alloc_end;
+  return end << pool->chunk_shift;
+}
+
+int
+tier_extend (struct tier_space *ts, uint64_t end)
+{
+  struct stat st;
+  int r;
+
+  if (end <= ts->data_end)
+    return 0;
+  if ((r = bm_io->fstat (ts->fd, &st)) < 0)
+    return r;
+  if ((uint64_t) st.st_size < end)
+    return bm_io->ftruncate (ts->fd, end);
+  return 0;
+}
+
 int
 pool_commit_locked (struct blockmap_pool *pool)
 {
   struct bbuf b;
-  uint64_t last;
+  uint64_t last, end;
   struct pending_free *v;
   size_t n;
   int r;
@@ -505,8 +536,10 @@ pool_commit_locked (struct blockmap_pool *pool)
     b = pool->jbuf;
     memset (&pool->jbuf, 0, sizeof pool->jbuf);
     last = pool->next_lsn - 1;
+    end = tier_data_end (pool, &pool->hot);
   }
-  if ((r = bm_io->fdatasync (pool->hot.fd)) < 0) {
+  if ((r = tier_extend (&pool->hot, end)) < 0
+      || (r = bm_io->fdatasync (pool->hot.fd)) < 0) {
     bbuf_free (&b);
     return commit_failed (pool, "fdatasync " BM_HOT_DATA_FILE, r);
   }
@@ -524,6 +557,8 @@ pool_commit_locked (struct blockmap_pool *pool)
   {
     LOCK_FOR_SCOPE (&pool->lock);
     pool->durable_lsn = last;
+    if (end > pool->hot.data_end)
+      pool->hot.data_end = end;
     n = alloc_reclaim_take (pool, &v);
   }
   if (n > 0)
