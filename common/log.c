@@ -8,6 +8,7 @@
 
 unsigned log_debug_topics;
 static const char *program = "strata";
+static _Atomic bool quiet;
 
 static const struct {
   const char *name;
@@ -18,6 +19,12 @@ static const struct {
   { "journal", DBG_JOURNAL },   { "qos", DBG_QOS },
   { "replica", DBG_REPLICA },   { "tier", DBG_TIER },
 };
+
+void
+log_set_quiet (bool on)
+{
+  quiet = on;
+}
 
 void
 log_set_program (const char *name)
@@ -57,6 +64,8 @@ log_msg (enum log_level level, const char *fmt, ...)
   va_list ap;
   int n;
 
+  if (quiet)
+    return;
   n = snprintf (line, sizeof line, "%s: %s: ", program, names[level]);
   va_start (ap, fmt);
   errno = saved;                /* so %m in FMT sees the caller's errno */

@@ -7,6 +7,7 @@
 #ifndef STRATA_LOG_H
 #define STRATA_LOG_H
 
+#include <stdbool.h>
 #include <time.h>
 
 enum log_level { LL_ERROR, LL_WARN, LL_INFO, LL_DEBUG };
@@ -31,6 +32,12 @@ void log_set_program (const char *name);
  * Returns 0, or -EINVAL for an unknown topic.
  */
 int log_enable_topic (const char *name);
+
+/* Silence (true) or restore every message.  For tests that provoke
+ * errors on purpose: unlike redirecting stderr, this keeps the test's
+ * own failure reports visible.
+ */
+void log_set_quiet (bool quiet);
 
 /* The list of topic names, space separated, for --help. */
 const char *log_topic_names (void);
