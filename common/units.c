@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,34 +11,41 @@
 
 #include "units.h"
 
+/* The multiplier of unit SUFFIX ("", "B", "K", "KB", "KiB", "Ki", ...):
+ * powers of 1000 if DECIMAL, else of 1024; an "i" always means 1024.
+ */
 static int
-multiplier (const char *suffix, uint64_t *mul)
+multiplier (const char *suffix, bool decimal, uint64_t *mul)
 {
   static const char units[] = "KMGTPE";
-  const char *p;
+  const char *p, *rest;
+  bool binary;
 
-  if (*suffix == '\0' || strcasecmp (suffix, "B") == 0) {
-    *mul = 1;
+  *mul = 1;
+  if (*suffix == '\0' || strcasecmp (suffix, "B") == 0)
     return 0;
-  }
   p = strchr (units, toupper ((unsigned char) *suffix));
-  if (p == NULL || *suffix == '\0')
+  if (p == NULL)
     return -EINVAL;
-  suffix++;
-  if (*suffix != '\0' && strcasecmp (suffix, "B") != 0
-      && strcasecmp (suffix, "iB") != 0)
+  rest = suffix + 1;
+  binary = strcasecmp (rest, "iB") == 0 || strcasecmp (rest, "i") == 0;
+  if (!binary && *rest != '\0' && strcasecmp (rest, "B") != 0)
     return -EINVAL;
-  *mul = UINT64_C (1) << (10 * (p - units + 1));
+  for (int i = 0; i <= p - units; i++)
+    *mul *= binary || !decimal ? 1024 : 1000;
   return 0;
 }
 
-int
-units_parse_size (const char *str, uint64_t *out)
+/* A number with an optional fraction and unit, in bytes. */
+static int
+parse_scaled (const char *str, bool decimal, bool rate, uint64_t *out)
 {
   const char *p = str;
+  char suffix[16];
   uint64_t mul, whole = 0, r;
   double frac = 0;
   int digits = 0;
+  size_t n;
 
   if (str == NULL)
     return -EINVAL;
@@ -60,19 +68,40 @@ units_parse_size (const char *str, uint64_t *out)
   }
   if (digits == 0)
     return -EINVAL;
-  if (multiplier (p, &mul) < 0)
+  if (rate)
+    while (*p == ' ')
+      p++;
+  n = strlen (p);
+  if (n >= sizeof suffix)
+    return -EINVAL;
+  memcpy (suffix, p, n + 1);
+  if (rate && n >= 2 && strcmp (suffix + n - 2, "/s") == 0)
+    suffix[n - 2] = '\0';
+  if (multiplier (suffix, decimal, &mul) < 0)
     return -EINVAL;
   if (__builtin_mul_overflow (whole, mul, &r))
     return -ERANGE;
   if (frac > 0) {
     double extra = frac * (double) mul;
-    if (mul == 1 && extra != floor (extra))
-      return -EINVAL;           /* "1.5" bytes is not a size */
+    if (extra != floor (extra))
+      return -EINVAL;           /* a fraction of a byte */
     if (__builtin_add_overflow (r, (uint64_t) extra, &r))
       return -ERANGE;
   }
   *out = r;
   return 0;
+}
+
+int
+units_parse_size (const char *str, uint64_t *out)
+{
+  return parse_scaled (str, false, false, out);
+}
+
+int
+units_parse_rate (const char *str, uint64_t *out)
+{
+  return parse_scaled (str, true, true, out);
 }
 
 void

@@ -14,6 +14,12 @@
  */
 int units_parse_size (const char *str, uint64_t *out);
 
+/* Parse a rate in bytes per second such as "125MB", "125 MB/s",
+ * "100MiB" or "50000000": decimal units (K = 1000), as storage budgets
+ * are quoted, unless written KiB, MiB, ...  Returns 0, -EINVAL, -ERANGE.
+ */
+int units_parse_rate (const char *str, uint64_t *out);
+
 /* Format BYTES into BUF as a short human size ("64K", "1.5G", "0"). */
 void units_format_size (uint64_t bytes, char *buf, size_t len);
 

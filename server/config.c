@@ -141,79 +141,6 @@ parse_count (const char *s, uint64_t *out)
   return 0;
 }
 
-/* A rate in bytes per second: "125MB", "125 MB/s", "1G", "100MiB",
- * "50000000".  Decimal units (K = 1000) unless written KiB, MiB, ...
- */
-static int
-parse_rate (const char *s, uint64_t *out)
-{
-  static const char units[] = "KMGTPE";
-  char num[64], suf[16];
-  const char *p = s, *u;
-  uint64_t whole = 0, mul = 1, r;
-  double frac = 0, scale = 0.1;
-  int digits = 0, i;
-  size_t n;
-
-  if (s == NULL)
-    return -EINVAL;
-  while (isdigit ((unsigned char) *p)) {
-    if (__builtin_mul_overflow (whole, 10, &whole)
-        || __builtin_add_overflow (whole, (uint64_t) (*p - '0'), &whole))
-      return -ERANGE;
-    p++;
-    digits++;
-  }
-  if (*p == '.') {
-    for (p++; isdigit ((unsigned char) *p); p++, digits++) {
-      frac += (*p - '0') * scale;
-      scale /= 10;
-    }
-  }
-  if (digits == 0)
-    return -EINVAL;
-  n = p - s;
-  if (n >= sizeof num)
-    return -EINVAL;
-  memcpy (num, s, n);
-  num[n] = '\0';
-  while (*p == ' ')
-    p++;
-  n = strlen (p);
-  if (n >= sizeof suf)
-    return -EINVAL;
-  memcpy (suf, p, n + 1);
-  if (n >= 2 && strcmp (suf + n - 2, "/s") == 0)
-    suf[n -= 2] = '\0';
-  if (suf[0] != '\0') {
-    u = strchr (units, toupper ((unsigned char) suf[0]));
-    if (u == NULL) {
-      if (strcasecmp (suf, "B") != 0)
-        return -EINVAL;
-    }
-    else {
-      const char *rest = suf + 1;
-      bool binary = strcasecmp (rest, "iB") == 0 || strcasecmp (rest, "i") == 0;
-
-      if (!binary && *rest != '\0' && strcasecmp (rest, "B") != 0)
-        return -EINVAL;
-      for (i = 0; i <= u - units; i++)
-        mul *= binary ? 1024 : 1000;
-    }
-  }
-  if (__builtin_mul_overflow (whole, mul, &r))
-    return -ERANGE;
-  if (frac > 0) {
-    double extra = frac * (double) mul;
-    if (extra != (double) (uint64_t) extra)
-      return -EINVAL;           /* a fraction of a byte */
-    if (__builtin_add_overflow (r, (uint64_t) extra, &r))
-      return -ERANGE;
-  }
-  *out = r;
-  return 0;
-}
-
 static int
 parse_bool (const char *s, bool *out)
 {
@@ -324,7 +251,7 @@ parse_field (struct parse *p, struct volume_type *t, const char *key,
     memcpy (dst + f->offset, &u, sizeof u);
     break;
   case F_RATE:
-    r = parse_rate (v, &u);
+    r = units_parse_rate (v, &u);
     if (r < 0 || u == 0)
       return fail (p, vnode, "volume type '%s': '%s' must be a positive "
                    "rate in bytes per second such as 125MB (decimal "

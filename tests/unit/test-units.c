@@ -82,6 +82,45 @@ test_format_is_short_and_round_trips_when_exact (void **state)
   assert_int_equal (size_of (buf), UINT64_C (3) << 29);
 }
 
+static void
+test_rates_use_decimal_units_unless_written_binary (void **state)
+{
+  uint64_t v;
+
+  (void) state;
+  assert_int_equal (units_parse_rate ("125MB", &v), 0);
+  assert_int_equal (v, 125000000);
+  assert_int_equal (units_parse_rate ("125 MB/s", &v), 0);
+  assert_int_equal (v, 125000000);
+  assert_int_equal (units_parse_rate ("1.5G", &v), 0);
+  assert_int_equal (v, 1500000000);
+  assert_int_equal (units_parse_rate ("100MiB", &v), 0);
+  assert_int_equal (v, 100 * 1048576);
+  assert_int_equal (units_parse_rate ("50000000", &v), 0);
+  assert_int_equal (v, 50000000);
+  /* A size is binary whatever the suffix says. */
+  assert_int_equal (units_parse_size ("1MB", &v), 0);
+  assert_int_equal (v, 1048576);
+}
+
+static void
+test_non_rates_are_refused (void **state)
+{
+  uint64_t v = 42;
+
+  (void) state;
+  assert_int_equal (units_parse_rate ("", &v), -EINVAL);
+  assert_int_equal (units_parse_rate ("MB", &v), -EINVAL);
+  assert_int_equal (units_parse_rate ("10 XB", &v), -EINVAL);
+  assert_int_equal (units_parse_rate ("10MB/h", &v), -EINVAL);
+  assert_int_equal (units_parse_rate ("0.5", &v), -EINVAL);
+  assert_int_equal (units_parse_rate ("99999999999999999999", &v), -ERANGE);
+  /* Sizes take no spaces or "/s". */
+  assert_int_equal (units_parse_size ("10 M", &v), -EINVAL);
+  assert_int_equal (units_parse_size ("10M/s", &v), -EINVAL);
+  assert_int_equal (v, 42);
+}
+
 int
 main (void)
 {
@@ -90,6 +129,8 @@ main (void)
     cmocka_unit_test (test_non_sizes_are_refused),
     cmocka_unit_test (test_sizes_beyond_64_bits_are_out_of_range),
     cmocka_unit_test (test_format_is_short_and_round_trips_when_exact),
+    cmocka_unit_test (test_rates_use_decimal_units_unless_written_binary),
+    cmocka_unit_test (test_non_rates_are_refused),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
