@@ -681,8 +681,11 @@ start_run (struct req *req, const struct blockmap_run *run)
   seg->req = req;
   seg->run = *run;
   seg->fd = blockmap_pool_data_fd (server.pool, run->tier);
-  if (seg->fd < 0)
-    return -EIO;
+  if (seg->fd < 0) {
+    if (run->flags & BM_RUN_COW)
+      blockmap_cow_abort (req->conn->vol, run);
+    return -EIO;                /* a tier this pool does not have */
+  }
 
   if (run->flags & BM_RUN_COW) {
     bool whole = run->offset % server.chunk_size == 0 &&
