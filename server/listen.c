@@ -12,6 +12,8 @@
  * server answers, we refuse rather than steal its address.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <time.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -148,6 +150,30 @@ listen_tcp (struct listen_set *ls, const char *addr, int port)
   return 0;
 }
 
+/* Is a server accepting on the Unix socket SUN?  A socket whose owner
+ * was just killed can still accept a connection for a few milliseconds
+ * while the kernel tears it down (seen after kill -9 of a daemon with
+ * accepts pending in its ring), so a live server is one that keeps
+ * accepting for LIVE_PROBE_TRIES tries in a row; a stale socket file
+ * refuses at once.
+ */
+#define LIVE_PROBE_TRIES 20
+#define LIVE_PROBE_INTERVAL_NS 50000000
+
+static bool
+socket_is_live (const struct sockaddr_un *sun)
+{
+  for (int i = 0; i < LIVE_PROBE_TRIES; i++) {
+    CLEANUP_CLOSE int probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (probe == -1
+        || connect (probe, (const struct sockaddr *) sun, sizeof *sun) == -1)
+      return false;
+    nanosleep (&(struct timespec) { 0, LIVE_PROBE_INTERVAL_NS }, NULL);
+  }
+  return true;
+}
+
 int
 listen_unix (const char *path, int *out)
 {
@@ -162,15 +188,11 @@ listen_unix (const char *path, int *out)
   }
   strcpy (sun.sun_path, path);
   if (lstat (path, &st) == 0) {
-    CLEANUP_CLOSE int probe = -1;
-
     if (!S_ISSOCK (st.st_mode)) {
       log_error ("%s exists and is not a socket", path);
       return -EEXIST;
     }
-    probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0 &&
-        connect (probe, (struct sockaddr *) &sun, sizeof sun) == 0) {
+    if (socket_is_live (&sun)) {
       log_error ("%s: another server is listening there", path);
       return -EADDRINUSE;
     }
