@@ -262,7 +262,8 @@ commit_ns (int dfd, size_t n)
   for (size_t i = 0; i < n; i++)
     if (cio.ns[i].bak[0])
       must (unlinkat (dfd, cio.ns[i].bak, 0) == 0, "unlink backup");
-  memmove (cio.ns, cio.ns + n, (cio.nns - n) * sizeof *cio.ns);
+  if (cio.nns > n)               /* cio.ns may still be NULL */
+    memmove (cio.ns, cio.ns + n, (cio.nns - n) * sizeof *cio.ns);
   cio.nns -= n;
 }
 

@@ -503,7 +503,8 @@ verify (struct run *r, const struct ctx *cx)
   blockmap_volume_foreach (r->pool, count_vol, &npool);
   FAIL_IF (npool != nlive, "the pool has %d volumes, the model knows %d",
            npool, nlive);
-  qsort (maps, nmaps, sizeof *maps, cmp_mapping);
+  if (nmaps > 0)
+    qsort (maps, nmaps, sizeof *maps, cmp_mapping);
   for (size_t k = 1; k < nmaps; k++) {
     const struct mapping *a = &maps[k - 1], *b = &maps[k];
     if (a->pchunk != b->pchunk)

@@ -227,6 +227,8 @@ test_partial_write_to_a_shared_chunk_copies_it (void **state)
   int fa = client (f, "a"), fb = client (f, "b");
   char *buf = malloc (VOLSIZE), *expect = malloc (VOLSIZE);
 
+  assert_non_null (buf);
+  assert_non_null (expect);
   fill_and_share (f, fa);
   memset (buf, 'N', 4096);
   assert_int_equal (cmd (fa, NBD_CMD_WRITE, 0, CHUNK + 4096, 4096, buf), 0);
@@ -260,6 +262,8 @@ test_trim_and_zero_of_a_shared_chunk_copy_it (void **state)
   int fa = client (f, "a"), fb = client (f, "b");
   char *buf = malloc (VOLSIZE), *expect = malloc (VOLSIZE);
 
+  assert_non_null (buf);
+  assert_non_null (expect);
   fill_and_share (f, fa);
   /* Partial edges in chunks 0 and 2, chunk 1 whole. */
   assert_int_equal (cmd (fa, NBD_CMD_TRIM, 0, 1024, 3 * CHUNK - 2048, NULL),
