@@ -280,4 +280,28 @@ void blockmap_cow_abort (struct blockmap_volume *vol,
 int blockmap_unmap (struct blockmap_volume *vol,
                     uint64_t offset, uint64_t length);
 
+/* ---- Test hook: fault injection (stratad --debug-fault-file) -------- */
+
+/* The engine's file operations, as a fault hook sees them. */
+enum blockmap_io_kind {
+  BM_IO_READ,                   /* pread */
+  BM_IO_WRITE,                  /* pwrite */
+  BM_IO_SYNC,                   /* fsync, fdatasync */
+  BM_IO_RESIZE,                 /* ftruncate, fallocate */
+  BM_IO_OPEN,                   /* openat */
+  BM_IO_RENAME,                 /* renameat, unlinkat */
+};
+
+/* Put HOOK under every file operation of the engine (NULL: remove it).
+ * Before each operation of kind KIND on FD (-1 for renameat, unlinkat
+ * and openat) HOOK returns 0 to let it run, or -errno to fail it with
+ * that error without running it; for BM_IO_WRITE it may also lower
+ * *LEN (to no less than 1) to make the write short.  HOOK runs on
+ * whichever thread does the operation.  Call only while no pool is
+ * open.  The data I/O of the server does not go through the engine:
+ * it has its own hooks (server/fault.c).
+ */
+void blockmap_debug_set_fault_hook (int (*hook) (enum blockmap_io_kind kind,
+                                                 int fd, size_t *len));
+
 #endif /* STRATA_BLOCKMAP_H */

@@ -12,6 +12,10 @@
  * emptiness check of pool init, fstatvfs, flock and getrandom.  The
  * data I/O of the server (on blockmap_pool_data_fd) does not go
  * through here either: the fds the table returns are real fds.
+ *
+ * stratad --debug-fault-file puts a second layer on top of the table
+ * (blockmap_debug_set_fault_hook, at the end of this file) that asks a
+ * hook before each operation whether it should fail.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -181,4 +185,142 @@ bm_fsync_dir (const char *path)
   r = bm_io->fsync (fd);
   bm_io->close (fd);
   return r;
+}
+
+/* ---- The fault hook (blockmap_debug_set_fault_hook) ------------------ */
+
+/* A layer over whatever table was in use when the hook was installed
+ * (the real one, or a test's): each operation asks the hook first.
+ * Set, like bm_io, only while no pool is open; read without a lock.
+ */
+static int (*fault_hook) (enum blockmap_io_kind kind, int fd, size_t *len);
+static const struct blockmap_io_ops *fault_next;
+
+static int
+hooked_openat (int dirfd, const char *name, int flags, mode_t mode)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_OPEN, -1, &len);
+
+  return r < 0 ? r : fault_next->openat (dirfd, name, flags, mode);
+}
+
+static int
+hooked_close (int fd)
+{
+  return fault_next->close (fd);
+}
+
+static ssize_t
+hooked_pread (int fd, void *buf, size_t n, uint64_t off)
+{
+  size_t len = n;               /* reads are never made short */
+  int r = fault_hook (BM_IO_READ, fd, &len);
+
+  return r < 0 ? r : fault_next->pread (fd, buf, n, off);
+}
+
+static ssize_t
+hooked_pwrite (int fd, const void *buf, size_t n, uint64_t off)
+{
+  size_t len = n;
+  int r = fault_hook (BM_IO_WRITE, fd, &len);
+
+  if (r < 0)
+    return r;
+  if (len == 0 || len > n)
+    len = n;
+  return fault_next->pwrite (fd, buf, len, off);
+}
+
+static int
+hooked_fsync (int fd)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_SYNC, fd, &len);
+
+  return r < 0 ? r : fault_next->fsync (fd);
+}
+
+static int
+hooked_fdatasync (int fd)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_SYNC, fd, &len);
+
+  return r < 0 ? r : fault_next->fdatasync (fd);
+}
+
+static int
+hooked_ftruncate (int fd, uint64_t size)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_RESIZE, fd, &len);
+
+  return r < 0 ? r : fault_next->ftruncate (fd, size);
+}
+
+static int
+hooked_fallocate (int fd, int mode, uint64_t off, uint64_t n)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_RESIZE, fd, &len);
+
+  return r < 0 ? r : fault_next->fallocate (fd, mode, off, n);
+}
+
+static int
+hooked_renameat (int olddirfd, const char *oldname, int newdirfd,
+                 const char *newname)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_RENAME, -1, &len);
+
+  return r < 0 ? r : fault_next->renameat (olddirfd, oldname, newdirfd,
+                                           newname);
+}
+
+static int
+hooked_unlinkat (int dirfd, const char *name, int flags)
+{
+  size_t len = 0;
+  int r = fault_hook (BM_IO_RENAME, -1, &len);
+
+  return r < 0 ? r : fault_next->unlinkat (dirfd, name, flags);
+}
+
+static int
+hooked_fstat (int fd, struct stat *st)
+{
+  return fault_next->fstat (fd, st);
+}
+
+static const struct blockmap_io_ops hooked_ops = {
+  .openat = hooked_openat,
+  .close = hooked_close,
+  .pread = hooked_pread,
+  .pwrite = hooked_pwrite,
+  .fsync = hooked_fsync,
+  .fdatasync = hooked_fdatasync,
+  .ftruncate = hooked_ftruncate,
+  .fallocate = hooked_fallocate,
+  .renameat = hooked_renameat,
+  .unlinkat = hooked_unlinkat,
+  .fstat = hooked_fstat,
+};
+
+void
+blockmap_debug_set_fault_hook (int (*hook) (enum blockmap_io_kind kind,
+                                            int fd, size_t *len))
+{
+  if (hook) {
+    if (bm_io != &hooked_ops)
+      fault_next = bm_io;
+    fault_hook = hook;
+    bm_io = &hooked_ops;
+  }
+  else if (bm_io == &hooked_ops) {
+    bm_io = fault_next;
+    fault_hook = NULL;
+  }
 }

@@ -140,6 +140,7 @@ enum {                                  /* long-only options */
   OPT_POOL = 256, OPT_UNIX, OPT_LISTEN, OPT_PORT, OPT_ADMIN_SOCKET,
   OPT_CONFIG, OPT_THREADS, OPT_DEFAULT_EXPORT, OPT_PID_FILE,
   OPT_DUMP_CONFIG, OPT_VERSION, OPT_HELP,
+  OPT_DEBUG_FAULT_FILE,
 };
 
 /* ---- main.c: the state every thread shares -------------------------- */
@@ -506,5 +507,21 @@ void proto_execute (struct req *req);
 /* Retry a parked request (loop.c, after a CoW commit or a tick). */
 void proto_retry_parked (struct req *req);
 void req_free (struct req *req);
+
+/* ---- fault.c: --debug-fault-file, a test hook ----------------------- */
+
+/* Turn fault injection on for the rules in FILE (NULL: stay off), and
+ * hook the engine's metadata I/O.  Call before the pool is opened and
+ * before any thread starts.  Returns 0 or -EINVAL.
+ */
+int fault_init (const char *file);
+/* Tell fault.c which fd is POOL's data file (data-sync, data-resize). */
+void fault_set_pool (struct blockmap_pool *pool);
+/* Data I/O hooks, one call each in protocol-transmission.c: after SEG's
+ * SQE is prepared (may make it fail or write short), and first thing
+ * on its completion (returns the result to use instead of RES).
+ */
+void fault_seg_submit (const struct seg *seg, struct io_uring_sqe *sqe);
+int fault_seg_complete (const struct seg *seg, int res);
 
 #endif /* STRATA_SERVER_INTERNAL_H */

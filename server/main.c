@@ -52,6 +52,7 @@ static const struct option long_options[] = {
   { "default-export", required_argument, NULL, OPT_DEFAULT_EXPORT },
   { "pid-file",       required_argument, NULL, OPT_PID_FILE },
   { "debug",          required_argument, NULL, 'D' },
+  { "debug-fault-file", required_argument, NULL, OPT_DEBUG_FAULT_FILE },
   { "dump-config",    no_argument,       NULL, OPT_DUMP_CONFIG },
   { "help",           no_argument,       NULL, OPT_HELP },
   { "version",        no_argument,       NULL, OPT_VERSION },
@@ -234,6 +235,7 @@ main (int argc, char *argv[])
   struct loop **loops = NULL;
   struct single_msg single_msg;
   char debug_topics[256] = "", err[512], *admin_path_alloc = NULL;
+  const char *fault_file = NULL;      /* --debug-fault-file, a test hook */
   bool listen_given = false, port_given = false, dump = false;
   bool admin_created = false, unix_created = false;
   sigset_t sigs;
@@ -271,6 +273,11 @@ main (int argc, char *argv[])
           strcat (debug_topics, ",");
         strcat (debug_topics, optarg);
       }
+      break;
+    case OPT_DEBUG_FAULT_FILE:
+      if (*optarg == 0)
+        usage_error ("%s", "--debug-fault-file needs a file name");
+      fault_file = optarg;
       break;
     case OPT_DUMP_CONFIG:    dump = true; break;
     case OPT_HELP:           print_help (); exit (EXIT_SUCCESS);
@@ -317,11 +324,14 @@ main (int argc, char *argv[])
   if (!opts.foreground && !opts.single)
     daemonize ();
 
+  if (fault_init (fault_file) < 0)
+    goto out;
   r = blockmap_pool_open (opts.pool_path, &pool);
   if (r < 0) {
     log_error ("cannot open pool %s: %s", opts.pool_path, strerror (-r));
     goto out;
   }
+  fault_set_pool (pool);
   pinfo = malloc (sizeof *pinfo);
   if (pinfo == NULL)
     goto out;

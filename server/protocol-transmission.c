@@ -520,6 +520,7 @@ seg_submit (struct seg *seg)
                              seg->file_off, seg->len);
     break;
   }
+  fault_seg_submit (seg, sqe);  /* --debug-fault-file */
 }
 
 static void
@@ -570,6 +571,7 @@ seg_cb (struct uop *op, int res, uint32_t flags)
   uint64_t in_chunk;
 
   (void) flags;
+  res = fault_seg_complete (seg, res);  /* --debug-fault-file */
   if (res < 0 && res != -EINTR && res != -EAGAIN) {
     if (seg->phase == SEG_ZERO && (res == -EOPNOTSUPP || res == -EINVAL)) {
       /* No ZERO_RANGE on this file system: write zeroes instead. */
