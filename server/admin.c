@@ -325,10 +325,16 @@ labels_from_attrs (const char *attrs)
 
 /* ---- Results ---------------------------------------------------------- */
 
+static const struct config *json_cfg;   /* for volume_json's budget */
+
 static json_t *
 volume_json (const struct blockmap_volume_info *vi)
 {
-  return json_pack ("{s:s, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:I}",
+  struct qos_budget b;
+
+  qos_budget_of (config_find_type (json_cfg, vi->type), vi->attrs, &b);
+  return json_pack ("{s:s, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, "
+                    "s:I}",
                     "name", vi->name,
                     "id", (json_int_t) vi->id,
                     "size", (json_int_t) vi->size,
@@ -337,7 +343,9 @@ volume_json (const struct blockmap_volume_info *vi)
                     "allocated", (json_int_t) vi->allocated,
                     "extents", (json_int_t) vi->extents,
                     "created", (json_int_t) vi->created,
-                    "connections", (json_int_t) vi->open_count);
+                    "connections", (json_int_t) vi->open_count,
+                    "iops", (json_int_t) b.iops,
+                    "throughput", (json_int_t) b.throughput);
 }
 
 static int
@@ -366,6 +374,163 @@ sync_pool (struct admin_req *r, const char *what)
                          what, strerror (-err));
   }
   return 0;
+}
+
+/* ---- Budgets and attrs ------------------------------------------------ */
+
+/* Optional argument KEY: a positive integer at most MAX (0 if absent). */
+static int
+arg_count (struct admin_req *r, const char *key, uint64_t max,
+           uint64_t *out)
+{
+  json_t *v = json_object_get (r->args, key);
+  json_int_t n;
+
+  *out = 0;
+  if (v == NULL || json_is_null (v))
+    return 0;
+  if (!json_is_integer (v) || (n = json_integer_value (v)) <= 0)
+    return admin_errorf (r->e, EINVAL, "argument '%s' must be a positive "
+                         "integer", key);
+  if ((uint64_t) n > max)
+    return admin_errorf (r->e, EINVAL, "argument '%s' (%" JSON_INTEGER_FORMAT
+                         ") is larger than %" PRIu64, key, n, max);
+  *out = n;
+  return 0;
+}
+
+static const struct volume_type *
+find_type (struct admin_req *r, const char *type)
+{
+  const struct volume_type *t = config_find_type (r->cfg, type);
+
+  if (t == NULL) {
+    char known[200] = "";
+    size_t i;
+
+    for (i = 0; i < r->cfg->ntypes; i++)
+      snprintf (known + strlen (known), sizeof known - strlen (known),
+                "%s%s", i ? ", " : "", r->cfg->types[i].name);
+    admin_errorf (r->e, EINVAL, "unknown volume type '%s'; known types: %s",
+                  q (type), known);
+  }
+  return t;
+}
+
+/* A volume of type T and SIZE bytes may provision IOPS (0: the type's)
+ * and TPUT bytes/s (0: the type's) within the type's maxima, like EBS
+ * gp3: at most max_iops, max_throughput, and, above the baseline,
+ * iops_per_gib IOPS per GiB of size.
+ */
+static int
+check_provision (struct admin_req *r, const struct volume_type *t,
+                 uint64_t size, uint64_t iops, uint64_t tput)
+{
+  char rate[32];
+
+  if (iops) {
+    if (t->max_iops == 0)
+      return admin_errorf (r->e, EINVAL, "volume type '%s' has no IOPS "
+                           "budget, so none can be provisioned", t->name);
+    if (iops > t->max_iops)
+      return admin_errorf (r->e, EINVAL, "%" PRIu64 " IOPS exceeds the "
+                           "maximum of volume type '%s', %" PRIu64 " IOPS",
+                           iops, t->name, t->max_iops);
+    if (t->iops_per_gib && iops > t->iops) {
+      uint64_t gib = size / (UINT64_C (1) << 30);
+      uint64_t cap = gib * t->iops_per_gib;
+
+      if (iops > cap)
+        return admin_errorf (r->e, EINVAL, "%" PRIu64 " IOPS exceeds %"
+                             PRIu64 " IOPS per GiB of volume type '%s': a "
+                             "volume of %s may provision up to %" PRIu64
+                             " IOPS", iops, t->iops_per_gib, t->name,
+                             size_str (size), cap > t->iops ? cap : t->iops);
+    }
+  }
+  if (tput) {
+    if (t->max_throughput == 0)
+      return admin_errorf (r->e, EINVAL, "volume type '%s' has no "
+                           "throughput budget, so none can be provisioned",
+                           t->name);
+    if (tput > t->max_throughput) {
+      snprintf (rate, sizeof rate, "%g MB/s", t->max_throughput / 1e6);
+      return admin_errorf (r->e, EINVAL, "throughput %" PRIu64 " B/s "
+                           "exceeds the maximum of volume type '%s', %s",
+                           tput, t->name, rate);
+    }
+  }
+  return 0;
+}
+
+/* ATTRS (JSON text, may be empty) with KEY set to VAL (stolen; NULL or
+ * an empty object: KEY removed), as new JSON text in *OUT.
+ */
+static int
+attrs_with (struct admin_req *r, const char *attrs, const char *key,
+            json_t *val, char **out)
+{
+  json_t *root = attrs && attrs[0] ? json_loads (attrs, 0, NULL) : NULL;
+
+  if (!json_is_object (root)) {
+    json_decref (root);
+    root = json_object ();
+  }
+  if (val == NULL || (json_is_object (val) && json_object_size (val) == 0)) {
+    json_object_del (root, key);
+    json_decref (val);
+  }
+  else
+    json_object_set_new (root, key, val);
+  *out = json_dumps (root, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref (root);
+  if (*out == NULL)
+    return admin_errorf (r->e, ENOMEM, "out of memory");
+  if (strlen (*out) >= BLOCKMAP_ATTRS_MAX) {
+    free (*out);
+    *out = NULL;
+    return admin_errorf (r->e, EINVAL, "the volume's attributes would "
+                         "take more than %d bytes as JSON",
+                         BLOCKMAP_ATTRS_MAX - 1);
+  }
+  return 0;
+}
+
+/* The "qos" attrs object for provisioned IOPS and throughput. */
+static json_t *
+qos_attrs (uint64_t iops, uint64_t tput)
+{
+  json_t *o = json_object ();
+
+  if (iops)
+    json_object_set_new (o, "iops", json_integer (iops));
+  if (tput)
+    json_object_set_new (o, "throughput", json_integer (tput));
+  return o;
+}
+
+/* Provisioned values in ATTRS (0: none). */
+static void
+provisioned (const char *attrs, uint64_t *iops, uint64_t *tput)
+{
+  json_t *root = attrs && attrs[0] ? json_loads (attrs, 0, NULL) : NULL;
+  json_t *q = json_object_get (root, "qos");
+
+  *iops = json_integer_value (json_object_get (q, "iops"));
+  *tput = json_integer_value (json_object_get (q, "throughput"));
+  json_decref (root);
+}
+
+/* Tell qos.c about the volume as it is now. */
+static void
+qos_refresh (struct admin_req *r, const char *name)
+{
+  struct blockmap_volume_info vi;
+
+  if (blockmap_volume_info (r->pool, name, &vi) == 0
+      && qos_volume_sync (r->cfg, &vi) < 0)
+    log_error ("admin: volume %s: out of memory applying its budget", name);
+  alarm_kick ();
 }
 
 /* ---- Operations ------------------------------------------------------- */
@@ -430,13 +595,14 @@ static int
 op_volume_create (struct admin_req *r, json_t **result)
 {
   static const char *const allowed[] = { "name", "size", "type", "labels",
-                                         NULL };
+                                         "iops", "throughput", NULL };
   const char *name, *type;
+  const struct volume_type *t;
   json_t *labels;
   CLEANUP_FREE char *attrs = NULL;
   struct blockmap_volume_info vi;
   char what[200];
-  uint64_t size;
+  uint64_t size, iops, tput;
   int err;
 
   if ((err = check_args (r, allowed)) < 0
@@ -444,23 +610,24 @@ op_volume_create (struct admin_req *r, json_t **result)
       || (err = check_name (r, name)) < 0
       || (err = arg_size (r, "size", &size)) < 0
       || (err = arg_string (r, "type", false, &type)) < 0
-      || (err = arg_labels (r, &labels)) < 0)
+      || (err = arg_labels (r, &labels)) < 0
+      || (err = arg_count (r, "iops", UINT32_MAX, &iops)) < 0
+      || (err = arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0)
     return err;
   if (type == NULL)
     type = "ssd";
-  if (config_find_type (r->cfg, type) == NULL) {
-    char known[200] = "";
-    size_t i;
+  if ((t = find_type (r, type)) == NULL)
+    return -EINVAL;
+  if ((err = check_provision (r, t, size, iops, tput)) < 0)
+    return err;
 
-    for (i = 0; i < r->cfg->ntypes; i++)
-      snprintf (known + strlen (known), sizeof known - strlen (known),
-                "%s%s", i ? ", " : "", r->cfg->types[i].name);
-    return admin_errorf (r->e, EINVAL, "unknown volume type '%s'; known "
-                         "types: %s", q (type), known);
-  }
+  if (labels != NULL || iops || tput) {
+    json_t *a = json_object ();
 
-  if (labels != NULL) {
-    json_t *a = json_pack ("{s:O}", "labels", labels);
+    if (labels)
+      json_object_set (a, "labels", labels);
+    if (iops || tput)
+      json_object_set_new (a, "qos", qos_attrs (iops, tput));
 
     attrs = json_dumps (a, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref (a);
@@ -491,6 +658,15 @@ op_volume_create (struct admin_req *r, json_t **result)
             size_str (size), type);
   if ((err = lookup (r, name, &vi)) < 0)
     return err;
+  qos_refresh (r, name);
+  {
+    struct qos_budget b;
+
+    qos_budget_of (t, vi.attrs, &b);
+    events_emit ("volume.created", name, "created: %s, type %s, %" PRIu64
+                 " IOPS, %" PRIu64 " B/s", size_str (size), type, b.iops,
+                 b.throughput);
+  }
   *result = volume_json (&vi);
   return 0;
 }
@@ -606,6 +782,8 @@ op_volume_resize (struct admin_req *r, json_t **result)
     return err;
   log_info ("admin: resized volume '%s' from %s to %s", name,
             size_str (vi.size), size_str (size));
+  events_emit ("volume.resized", name, "resized from %s to %s",
+               size_str (vi.size), size_str (size));
   if ((err = lookup (r, name, &vi)) < 0)
     return err;
   *result = volume_json (&vi);
@@ -651,6 +829,9 @@ op_volume_delete (struct admin_req *r, json_t **result)
     return err;
   log_info ("admin: deleted volume '%s'%s", name,
             vi.open_count > 0 ? " (forced, clients were attached)" : "");
+  qos_volume_forget (name);
+  events_emit ("volume.deleted", name, "deleted%s",
+               vi.open_count > 0 ? " (forced, clients were attached)" : "");
   *result = json_pack ("{s:s}", "name", name);
   return 0;
 }
@@ -686,6 +867,471 @@ op_type_list (struct admin_req *r, json_t **result)
   return 0;
 }
 
+static int
+op_volume_modify (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", "type", "iops",
+                                         "throughput", NULL };
+  struct blockmap_volume_info vi;
+  const struct volume_type *t;
+  const char *name, *type;
+  CLEANUP_FREE char *attrs = NULL;
+  uint64_t iops, tput, old_iops, old_tput;
+  struct qos_budget before, after;
+  char what[200];
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", true, &name)) < 0
+      || (err = check_name (r, name)) < 0
+      || (err = arg_string (r, "type", false, &type)) < 0
+      || (err = arg_count (r, "iops", UINT32_MAX, &iops)) < 0
+      || (err = arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0
+      || (err = lookup (r, name, &vi)) < 0)
+    return err;
+  if (type == NULL && iops == 0 && tput == 0)
+    return admin_errorf (r->e, EINVAL, "volume.modify needs at least one "
+                         "of 'type', 'iops' and 'throughput'");
+  if ((t = find_type (r, type ? type : vi.type)) == NULL)
+    return -EINVAL;
+  qos_budget_of (config_find_type (r->cfg, vi.type), vi.attrs, &before);
+  /* What is not given stays as provisioned, and must fit the new type. */
+  provisioned (vi.attrs, &old_iops, &old_tput);
+  if (iops == 0)
+    iops = old_iops;
+  if (tput == 0)
+    tput = old_tput;
+  if ((err = check_provision (r, t, vi.size, iops, tput)) < 0)
+    return err;
+  if ((err = attrs_with (r, vi.attrs, "qos", qos_attrs (iops, tput),
+                         &attrs)) < 0)
+    return err;
+  err = blockmap_volume_set_attrs (r->pool, name, type, attrs);
+  if (err == -ENOENT)
+    return admin_errorf (r->e, ENOENT, "volume '%s' does not exist", name);
+  if (err < 0)
+    return admin_errorf (r->e, -err, "cannot modify volume '%s': %s", name,
+                         strerror (-err));
+  snprintf (what, sizeof what, "volume '%s' was modified", name);
+  if ((err = sync_pool (r, what)) < 0)
+    return err;
+  if ((err = lookup (r, name, &vi)) < 0)
+    return err;
+  qos_refresh (r, name);
+  qos_budget_of (t, vi.attrs, &after);
+  log_info ("admin: modified volume '%s': type %s, %" PRIu64 " IOPS, %"
+            PRIu64 " B/s", name, vi.type, after.iops, after.throughput);
+  events_emit ("volume.modified", name, "type %s, %" PRIu64 " IOPS, %"
+               PRIu64 " B/s (was %" PRIu64 " IOPS, %" PRIu64 " B/s)",
+               vi.type, after.iops, after.throughput, before.iops,
+               before.throughput);
+  *result = volume_json (&vi);
+  return 0;
+}
+
+static json_t *
+quantiles_json (const struct qos_hist *h)
+{
+  return json_pack ("{s:I, s:f, s:f, s:f, s:f, s:f}",
+                    "count", (json_int_t) h->count,
+                    "mean_ms", h->count ? h->sum_ns / 1e6 / h->count : 0.0,
+                    "p50_ms", qos_hist_quantile (h, 0.5) / 1e6,
+                    "p90_ms", qos_hist_quantile (h, 0.9) / 1e6,
+                    "p99_ms", qos_hist_quantile (h, 0.99) / 1e6,
+                    "p99.9_ms", qos_hist_quantile (h, 0.999) / 1e6);
+}
+
+static json_t *
+alarms_json (const struct qos_snapshot *s)
+{
+  json_t *a = json_array ();
+  unsigned m;
+
+  for (m = 0; m < ALARM_NMETRICS; m++)
+    if (s->rules[m].above > 0)
+      json_array_append_new (a, json_pack (
+        "{s:s, s:f, s:f, s:I, s:s, s:b}",
+        "metric", alarm_metric_name (m),
+        "above", s->rules[m].above,
+        "clear_below", s->rules[m].clear_below,
+        "windows", (json_int_t) s->rules[m].windows,
+        "source", s->rules[m].from_type ? "type" : "volume",
+        "raised", (int) s->raised[m]));
+  return a;
+}
+
+static json_t *
+metrics_json (const struct qos_snapshot *s)
+{
+  return json_pack ("{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:I, s:f, s:I,"
+                    " s:I, s:{s:o, s:o, s:o}}",
+                    "taken_ns", (json_int_t) s->taken_ns,
+                    "requests", "read", (json_int_t) s->ops[QOS_READ],
+                    "write", (json_int_t) s->ops[QOS_WRITE],
+                    "other", (json_int_t) s->ops[QOS_OTHER],
+                    "bytes", "read", (json_int_t) s->bytes[QOS_READ],
+                    "write", (json_int_t) s->bytes[QOS_WRITE],
+                    "errors", (json_int_t) s->errors,
+                    "throttled_seconds", s->throttled_ns / 1e9,
+                    "throttled_requests", (json_int_t) s->throttled,
+                    "in_flight", (json_int_t) s->in_flight,
+                    "latency", "read", quantiles_json (&s->lat[QOS_READ]),
+                    "write", quantiles_json (&s->lat[QOS_WRITE]),
+                    "other", quantiles_json (&s->lat[QOS_OTHER]));
+}
+
+/* The snapshot of volume NAME, registering it if it is not yet. */
+static int
+snapshot (struct admin_req *r, const char *name, struct qos_snapshot **out)
+{
+  struct qos_snapshot *s = malloc (sizeof *s);
+
+  if (s == NULL)
+    return admin_errorf (r->e, ENOMEM, "out of memory");
+  if (qos_volume_snapshot (name, s) == -ENOENT) {
+    qos_refresh (r, name);
+    if (qos_volume_snapshot (name, s) < 0) {
+      free (s);
+      return admin_errorf (r->e, ENOENT, "volume '%s' does not exist",
+                           name);
+    }
+  }
+  *out = s;
+  return 0;
+}
+
+static int
+op_volume_status (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", NULL };
+  struct blockmap_volume_info vi;
+  CLEANUP_FREE struct qos_snapshot *s = NULL;
+  const struct volume_type *t;
+  const char *name;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", true, &name)) < 0
+      || (err = check_name (r, name)) < 0
+      || (err = lookup (r, name, &vi)) < 0
+      || (err = snapshot (r, name, &s)) < 0)
+    return err;
+  t = config_find_type (r->cfg, vi.type);
+  *result = volume_json (&vi);
+  if (*result == NULL)
+    return 0;
+  json_object_set_new (*result, "budget", json_pack (
+    "{s:I, s:I, s:I, s:I, s:s, s:b}",
+    "iops", (json_int_t) s->budget.iops,
+    "throughput", (json_int_t) s->budget.throughput,
+    "op_size", (json_int_t) s->budget.op_size,
+    "burst", (json_int_t) s->budget.burst,
+    "tier", t ? tier_name (t->tier) : "none",
+    "rotational", t ? (int) t->rotational : 0));
+  json_object_set_new (*result, "metrics", metrics_json (s));
+  json_object_set_new (*result, "alarms", alarms_json (s));
+  json_object_set_new (*result, "cost_per_month", json_real (
+    t ? vi.allocated / 1e9 * r->cfg->tier_cost[t->tier] : 0));
+  return 0;
+}
+
+static int
+op_metrics_volume (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", NULL };
+  CLEANUP_FREE struct qos_snapshot *s = NULL;
+  const char *name;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", true, &name)) < 0
+      || (err = check_name (r, name)) < 0
+      || (err = snapshot (r, name, &s)) < 0)
+    return err;
+  *result = metrics_json (s);
+  if (*result) {
+    json_object_set_new (*result, "name", json_string (name));
+    json_object_set_new (*result, "budget", json_pack (
+      "{s:I, s:I}", "iops", (json_int_t) s->budget.iops,
+      "throughput", (json_int_t) s->budget.throughput));
+  }
+  return 0;
+}
+
+/* ---- Events and alarms ---------------------------------------------------- */
+
+#define EVENTS_LIST_MAX 100000
+
+struct events_ctx {
+  const char *volume, *type;
+  double since;
+  json_t *events;
+};
+
+static int
+event_one (void *opaque, const char *line)
+{
+  struct events_ctx *c = opaque;
+  json_t *e = json_loads (line, 0, NULL), *v;
+  const char *type;
+  size_t tl;
+
+  if (!json_is_object (e))
+    goto skip;                  /* not ours: skip, do not fail the list */
+  if (json_number_value (json_object_get (e, "time")) < c->since)
+    goto skip;
+  if (c->volume) {
+    v = json_object_get (e, "volume");
+    if (!json_is_string (v) || strcmp (json_string_value (v), c->volume))
+      goto skip;
+  }
+  if (c->type) {
+    /* "alarm" matches alarm.raised and alarm.cleared. */
+    type = json_string_value (json_object_get (e, "type"));
+    tl = strlen (c->type);
+    if (type == NULL || strncmp (type, c->type, tl) != 0
+        || (type[tl] != '\0' && type[tl] != '.'))
+      goto skip;
+  }
+  json_array_append_new (c->events, e);
+  if (json_array_size (c->events) > EVENTS_LIST_MAX)
+    json_array_remove (c->events, 0);
+  return 0;
+ skip:
+  json_decref (e);
+  return 0;
+}
+
+static int
+op_events_list (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "volume", "type", "since", "limit",
+                                         NULL };
+  struct events_ctx c = { 0 };
+  json_t *since;
+  uint64_t limit;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "volume", false, &c.volume)) < 0
+      || (err = arg_string (r, "type", false, &c.type)) < 0
+      || (err = arg_count (r, "limit", EVENTS_LIST_MAX, &limit)) < 0)
+    return err;
+  since = json_object_get (r->args, "since");
+  if (since && !json_is_null (since)) {
+    if (!json_is_number (since))
+      return admin_errorf (r->e, EINVAL, "argument 'since' must be a "
+                           "number of seconds since the epoch");
+    c.since = json_number_value (since);
+  }
+  c.events = json_array ();
+  if (events_dir ()) {
+    events_flush ();
+    err = events_log_read (events_dir (), EVENTS_DEFAULT_KEEP, event_one,
+                           &c);
+    if (err < 0) {
+      json_decref (c.events);
+      return admin_errorf (r->e, -err, "cannot read the event log: %s",
+                           strerror (-err));
+    }
+  }
+  while (limit && json_array_size (c.events) > limit)
+    json_array_remove (c.events, 0);
+  *result = json_pack ("{s:o}", "events", c.events);
+  return 0;
+}
+
+static int
+arg_number (struct admin_req *r, const char *key, bool required,
+            double *out)
+{
+  json_t *v = json_object_get (r->args, key);
+
+  *out = 0;
+  if (v == NULL || json_is_null (v)) {
+    if (required)
+      return admin_errorf (r->e, EINVAL, "%s needs the argument '%s'",
+                           r->op, key);
+    return 0;
+  }
+  if (!json_is_number (v) || !(json_number_value (v) > 0)
+      || json_number_value (v) > 1e18)
+    return admin_errorf (r->e, EINVAL, "argument '%s' must be a positive "
+                         "number", key);
+  *out = json_number_value (v);
+  return 0;
+}
+
+static int
+arg_metric (struct admin_req *r, enum alarm_metric *m)
+{
+  const char *name;
+  int err;
+
+  if ((err = arg_string (r, "metric", true, &name)) < 0)
+    return err;
+  if (alarm_metric_parse (name, m) < 0)
+    return admin_errorf (r->e, EINVAL, "unknown alarm metric '%s'; metrics: "
+                         "iops, throughput (bytes/s), latency_p99 (ms), "
+                         "throttled (percent of requests)", q (name));
+  return 0;
+}
+
+/* Replace volume NAME's alarm rule for M (RULE NULL: remove it). */
+static int
+set_alarm (struct admin_req *r, const char *name, enum alarm_metric m,
+           json_t *rule)
+{
+  struct blockmap_volume_info vi;
+  CLEANUP_FREE char *attrs = NULL;
+  json_t *root, *alarms;
+  char what[200];
+  int err;
+
+  if ((err = lookup (r, name, &vi)) < 0) {
+    json_decref (rule);
+    return err;
+  }
+  root = vi.attrs[0] ? json_loads (vi.attrs, 0, NULL) : NULL;
+  alarms = json_deep_copy (json_object_get (root, "alarms"));
+  json_decref (root);
+  if (!json_is_object (alarms)) {
+    json_decref (alarms);
+    alarms = json_object ();
+  }
+  if (rule)
+    json_object_set_new (alarms, alarm_metric_name (m), rule);
+  else if (json_object_del (alarms, alarm_metric_name (m)) < 0) {
+    json_decref (alarms);
+    return admin_errorf (r->e, ENOENT, "volume '%s' has no alarm of its own "
+                         "on %s", name, alarm_metric_name (m));
+  }
+  if ((err = attrs_with (r, vi.attrs, "alarms", alarms, &attrs)) < 0)
+    return err;
+  err = blockmap_volume_set_attrs (r->pool, name, NULL, attrs);
+  if (err < 0)
+    return admin_errorf (r->e, -err, "cannot change the alarms of volume "
+                         "'%s': %s", name, strerror (-err));
+  snprintf (what, sizeof what, "the alarms of volume '%s' were changed",
+            name);
+  if ((err = sync_pool (r, what)) < 0)
+    return err;
+  qos_refresh (r, name);
+  return 0;
+}
+
+static int
+op_alarm_set (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", "metric", "above",
+                                         "clear_below", "windows", NULL };
+  CLEANUP_FREE struct qos_snapshot *s = NULL;
+  enum alarm_metric m;
+  const char *name;
+  double above, clear;
+  uint64_t windows;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", true, &name)) < 0
+      || (err = check_name (r, name)) < 0
+      || (err = arg_metric (r, &m)) < 0
+      || (err = arg_number (r, "above", true, &above)) < 0
+      || (err = arg_number (r, "clear_below", false, &clear)) < 0
+      || (err = arg_count (r, "windows", 3600, &windows)) < 0)
+    return err;
+  if (clear == 0)
+    clear = above * 0.8;
+  if (clear > above)
+    return admin_errorf (r->e, EINVAL, "clear_below (%g) must not be above "
+                         "the threshold (%g): the alarm would never stay "
+                         "raised", clear, above);
+  if (windows == 0)
+    windows = 2;
+  err = set_alarm (r, name, m, json_pack ("{s:f, s:f, s:I}", "above", above,
+                                          "clear_below", clear, "windows",
+                                          (json_int_t) windows));
+  if (err < 0)
+    return err;
+  events_emit ("alarm.set", name, "alarm on %s above %g, clear below %g, "
+               "for %" PRIu64 " s", alarm_metric_name (m), above, clear,
+               windows);
+  if ((err = snapshot (r, name, &s)) < 0)
+    return err;
+  *result = json_pack ("{s:s, s:o}", "name", name, "alarms",
+                       alarms_json (s));
+  return 0;
+}
+
+static int
+op_alarm_clear (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", "metric", NULL };
+  CLEANUP_FREE struct qos_snapshot *s = NULL;
+  enum alarm_metric m;
+  const char *name;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", true, &name)) < 0
+      || (err = check_name (r, name)) < 0
+      || (err = arg_metric (r, &m)) < 0
+      || (err = set_alarm (r, name, m, NULL)) < 0)
+    return err;
+  events_emit ("alarm.removed", name, "the volume's alarm on %s was removed",
+               alarm_metric_name (m));
+  if ((err = snapshot (r, name, &s)) < 0)
+    return err;
+  *result = json_pack ("{s:s, s:o}", "name", name, "alarms",
+                       alarms_json (s));
+  return 0;
+}
+
+struct alarm_list_ctx {
+  json_t *alarms;
+};
+
+static int
+alarm_list_one (void *opaque, struct qos_snapshot *s)
+{
+  struct alarm_list_ctx *c = opaque;
+  json_t *a = alarms_json (s), *x;
+  size_t i;
+
+  json_array_foreach (a, i, x)
+    json_object_set_new (x, "volume", json_string (s->name));
+  json_array_extend (c->alarms, a);
+  json_decref (a);
+  return 0;
+}
+
+static int
+op_alarm_list (struct admin_req *r, json_t **result)
+{
+  static const char *const allowed[] = { "name", NULL };
+  struct alarm_list_ctx c;
+  CLEANUP_FREE struct qos_snapshot *s = NULL;
+  const char *name;
+  int err;
+
+  if ((err = check_args (r, allowed)) < 0
+      || (err = arg_string (r, "name", false, &name)) < 0)
+    return err;
+  c.alarms = json_array ();
+  if (name) {
+    if ((err = check_name (r, name)) < 0
+        || (err = snapshot (r, name, &s)) < 0) {
+      json_decref (c.alarms);
+      return err;
+    }
+    alarm_list_one (&c, s);
+  }
+  else
+    qos_foreach (alarm_list_one, &c);
+  *result = json_pack ("{s:o}", "alarms", c.alarms);
+  return 0;
+}
+
 static const struct op {
   const char *name;
   int (*run) (struct admin_req *r, json_t **result);
@@ -698,6 +1344,13 @@ static const struct op {
   { "volume.resize", op_volume_resize },
   { "volume.delete", op_volume_delete },
   { "type.list", op_type_list },
+  { "volume.modify", op_volume_modify },
+  { "volume.status", op_volume_status },
+  { "metrics.volume", op_metrics_volume },
+  { "events.list", op_events_list },
+  { "alarm.set", op_alarm_set },
+  { "alarm.clear", op_alarm_clear },
+  { "alarm.list", op_alarm_list },
 };
 
 /* ---- One request ------------------------------------------------------ */
@@ -776,6 +1429,8 @@ admin_handle_request (struct blockmap_pool *pool, const struct config *cfg,
 {
   struct admin_err e = { 0 };
   struct admin_req r = { .pool = pool, .cfg = cfg, .e = &e };
+
+  json_cfg = cfg;
   json_t *root = NULL, *result = NULL, *reply;
   char *s;
   int i;

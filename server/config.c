@@ -207,12 +207,20 @@ static const struct field {
   { "burst", F_COUNT, offsetof (struct volume_type, burst) },
   { "tier", F_TIER, offsetof (struct volume_type, tier) },
   { "rotational", F_BOOL, offsetof (struct volume_type, rotational) },
+  { "alarm_iops", F_COUNT0, offsetof (struct volume_type, alarm_iops) },
+  { "alarm_throughput", F_RATE,
+    offsetof (struct volume_type, alarm_throughput) },
+  { "alarm_latency_p99", F_COUNT0,
+    offsetof (struct volume_type, alarm_latency_p99) },
+  { "alarm_throttled", F_COUNT0,
+    offsetof (struct volume_type, alarm_throttled) },
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
 static const char field_names[] =
   "iops, throughput, max_iops, max_throughput, iops_per_gib, op_size, "
-  "burst, tier, rotational";
+  "burst, tier, rotational, alarm_iops, alarm_throughput, "
+  "alarm_latency_p99, alarm_throttled";
 
 static int
 parse_field (struct parse *p, struct volume_type *t, const char *key,
@@ -363,6 +371,54 @@ add_type (struct parse *p, struct config *cfg, yaml_node_t *knode,
   return 0;
 }
 
+/* tiers: {hot: {cost_per_gb: 0.08}, warm: {...}, cold: {...}} */
+static int
+parse_tiers (struct parse *p, struct config *cfg, yaml_node_t *v)
+{
+  yaml_node_pair_t *tp, *kp;
+  enum blockmap_tier tier;
+
+  if (v->type == YAML_SCALAR_NODE && scalar (v)[0] == '\0')
+    return 0;
+  if (v->type != YAML_MAPPING_NODE)
+    return fail (p, v, "'tiers' must be a mapping of hot, warm and cold to "
+                 "their settings");
+  for (tp = v->data.mapping.pairs.start; tp < v->data.mapping.pairs.top;
+       tp++) {
+    yaml_node_t *k = yaml_document_get_node (p->doc, tp->key);
+    yaml_node_t *tv = yaml_document_get_node (p->doc, tp->value);
+    const char *name = scalar (k);
+
+    if (parse_tier (name, &tier) < 0)
+      return fail (p, k, "unknown tier '%s'; tiers are hot, warm and cold",
+                   name ? name : "(not a string)");
+    if (tv->type != YAML_MAPPING_NODE)
+      return fail (p, tv, "tier '%s' must be a mapping such as "
+                   "{cost_per_gb: 0.08}", name);
+    for (kp = tv->data.mapping.pairs.start;
+         kp < tv->data.mapping.pairs.top; kp++) {
+      yaml_node_t *kk = yaml_document_get_node (p->doc, kp->key);
+      yaml_node_t *kv = yaml_document_get_node (p->doc, kp->value);
+      const char *key = scalar (kk), *val = scalar (kv);
+      char *end;
+      double d;
+
+      if (key == NULL || strcmp (key, "cost_per_gb") != 0)
+        return fail (p, kk, "tier '%s': unknown key '%s'; known keys: "
+                     "cost_per_gb", name, key ? key : "(not a string)");
+      errno = 0;
+      d = val ? strtod (val, &end) : -1;
+      if (val == NULL || end == val || *end != '\0' || errno != 0
+          || !(d >= 0) || d > 1e6)
+        return fail (p, kv, "tier '%s': 'cost_per_gb' must be a "
+                     "non-negative number (currency units per GB-month), "
+                     "not '%s'", name, val ? val : "(not a scalar)");
+      cfg->tier_cost[tier] = d;
+    }
+  }
+  return 0;
+}
+
 static int
 parse_root (struct parse *p, struct config *cfg)
 {
@@ -385,8 +441,13 @@ parse_root (struct parse *p, struct config *cfg)
     yaml_node_t *v = yaml_document_get_node (p->doc, pair->value);
     const char *key = scalar (k);
 
+    if (key != NULL && strcmp (key, "tiers") == 0) {
+      if ((r = parse_tiers (p, cfg, v)) < 0)
+        return r;
+      continue;
+    }
     if (key == NULL || strcmp (key, "volume_types") != 0)
-      return fail (p, k, "unknown key '%s'; known keys: volume_types",
+      return fail (p, k, "unknown key '%s'; known keys: volume_types, tiers",
                    key ? key : "(not a string)");
     if (seen_types)
       return fail (p, k, "'volume_types' is given twice");
@@ -483,6 +544,10 @@ config_load (const char *path, struct config **cfgp, char *err,
   }
   memcpy (cfg->types, builtin_types, sizeof builtin_types);
   cfg->ntypes = NBUILTIN;
+  /* EBS-like list prices per GB-month: gp3, st1, sc1. */
+  cfg->tier_cost[BM_TIER_HOT] = 0.08;
+  cfg->tier_cost[BM_TIER_WARM] = 0.045;
+  cfg->tier_cost[BM_TIER_COLD] = 0.015;
 
   if (path != NULL) {
     r = load_file (path, cfg, err, errlen);

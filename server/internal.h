@@ -24,6 +24,7 @@ struct server_opts {
   const char *config_path;      /* --config, NULL: built-in defaults */
   const char *default_export;   /* --default-export, served for "" */
   const char *pid_file;         /* --pid-file */
+  const char *metrics_listen;   /* --metrics-listen ADDR:PORT, NULL: off */
   unsigned threads;             /* --threads, default nproc */
   bool foreground;              /* -f */
   bool single;                  /* -s: one client on stdin/stdout */
@@ -45,11 +46,17 @@ struct volume_type {
   uint64_t burst;               /* bucket burst, seconds of baseline */
   enum blockmap_tier tier;
   bool rotational;              /* advertised to clients (NBD flag) */
+  /* Alarm thresholds for volumes of this type (alarm.c); 0: none. */
+  uint64_t alarm_iops;          /* requests per second */
+  uint64_t alarm_throughput;    /* bytes per second */
+  uint64_t alarm_latency_p99;   /* milliseconds */
+  uint64_t alarm_throttled;     /* percent of requests that waited */
 };
 
 struct config {
   struct volume_type *types;    /* owned */
   size_t ntypes;
+  double tier_cost[4];          /* per GB-month, by enum blockmap_tier */
 };
 
 /* Load the configuration file PATH (YAML), or the built-in defaults
@@ -141,6 +148,7 @@ enum {                                  /* long-only options */
   OPT_CONFIG, OPT_THREADS, OPT_DEFAULT_EXPORT, OPT_PID_FILE,
   OPT_DUMP_CONFIG, OPT_VERSION, OPT_HELP,
   OPT_DEBUG_FAULT_FILE,
+  OPT_METRICS_LISTEN,
 };
 
 /* ---- main.c: the state every thread shares -------------------------- */
@@ -370,6 +378,8 @@ struct conn {
   char *meta_export;                    /* ...for this export, owned */
   struct blockmap_volume *vol;          /* owned handle */
   char *export_name;                    /* owned */
+  struct qos_volume *qos;               /* qos.c: budget and metrics,
+                                           borrowed, lives until exit */
   uint16_t eflags;
 };
 
@@ -410,6 +420,18 @@ int proto_parse_info_request (const char *data, uint32_t len,
                               const char **reqs, uint16_t *nreqs);
 
 /* ---- protocol-transmission.c ---------------------------------------- */
+/* ---- qos.c: the part of a request that admission uses -------------- */
+
+struct qos_volume;
+struct qos_req {
+  struct qos_volume *vol;       /* set at admission; NULL: not admitted */
+  uint64_t start_ns;            /* CLOCK_MONOTONIC at admission */
+  uint64_t ticket_ops;          /* bucket positions it waits for */
+  uint64_t ticket_bytes;
+  uint64_t deadline_ns;         /* while queued: when to look again */
+  bool queued;                  /* waiting in its loop's qos queue */
+};
+
 
 /* One NBD request.  Ownership: the connection's parser makes it; it
  * lives while any of its segs is in the ring, while a sync is pending,
@@ -470,6 +492,7 @@ struct req {
   struct sync_req sync;
 
   struct iovec *iov;            /* reply vector, owned if != iov_inl */
+  struct qos_req qos;           /* qos.c: admission, throttling, metrics */
   struct iovec iov_inl[4];
   char *hdr;                    /* reply headers, owned if != hdr_inl */
   char hdr_inl[160];
@@ -509,6 +532,245 @@ void proto_retry_parked (struct req *req);
 void req_free (struct req *req);
 
 /* ---- fault.c: --debug-fault-file, a test hook ----------------------- */
+
+/* ---- qos.c: token buckets, per-volume budgets and metrics ----------- */
+
+#define QOS_NS_PER_SEC UINT64_C (1000000000)
+
+/* A token bucket.  Tokens are operations or bytes.  The bucket does
+ * no locking and reads no clock: the caller passes the time in, so
+ * tests drive it with a fake clock (STYLE B.8).
+ *
+ * It counts in two running totals instead of one level, so that a
+ * request can reserve tokens it does not have yet and be told where
+ * it stands in line: ISSUED is every token handed out, AVAIL every
+ * token produced (never more than ISSUED + BURST).  A request that
+ * reserves N gets the ticket ISSUED + N and may start once AVAIL has
+ * reached it.  Tickets are handed out in arrival order, so the wait
+ * is FIFO by construction, and AVAIL - ISSUED is the level (negative:
+ * debt owed by the requests waiting).
+ */
+struct qos_bucket {
+  uint64_t rate;                /* tokens per second; 0 = unlimited */
+  uint64_t burst;               /* capacity in tokens */
+  uint64_t issued;              /* tokens handed out, running total */
+  uint64_t avail;               /* tokens produced, running total */
+  uint64_t frac;                /* produced, not yet whole (1e-9 tokens) */
+  uint64_t last_ns;             /* time of the last refill */
+};
+
+/* Start full: BURST tokens available at NOW_NS. */
+void qos_bucket_init (struct qos_bucket *b, uint64_t rate, uint64_t burst,
+                      uint64_t now_ns);
+/* Take N tokens at NOW_NS if all are there.  Returns 0 if they were
+ * taken, else the nanoseconds to wait before trying again (nothing is
+ * taken then).  An unlimited bucket always returns 0.
+ */
+uint64_t qos_bucket_take (struct qos_bucket *b, uint64_t n, uint64_t now_ns);
+/* Reserve N tokens at NOW_NS, going into debt if need be, and store
+ * the ticket to wait for in *TICKET.  Returns the nanoseconds until
+ * the ticket is good at the current rate (0: at once).
+ */
+uint64_t qos_bucket_reserve (struct qos_bucket *b, uint64_t n,
+                             uint64_t now_ns, uint64_t *ticket);
+/* Nanoseconds until TICKET is good at NOW_NS and the current rate
+ * (0: now).  Tickets of an unlimited bucket are always good.
+ */
+uint64_t qos_bucket_wait (struct qos_bucket *b, uint64_t ticket,
+                          uint64_t now_ns);
+/* Change the rate and burst at NOW_NS (tokens produced so far at the
+ * old rate are kept; becoming unlimited forgives every debt).
+ */
+void qos_bucket_set (struct qos_bucket *b, uint64_t rate, uint64_t burst,
+                     uint64_t now_ns);
+/* AVAIL - ISSUED at NOW_NS: tokens available, negative while in debt. */
+int64_t qos_bucket_level (struct qos_bucket *b, uint64_t now_ns);
+
+/* A volume's effective budget: its type's, or what it provisioned. */
+struct qos_budget {
+  uint64_t iops;                /* 0: unlimited */
+  uint64_t throughput;          /* bytes/s, 0: unlimited */
+  uint64_t op_size;             /* bytes that count as one operation */
+  uint64_t burst;               /* seconds of budget the buckets hold */
+};
+
+/* Operations that a request of LEN bytes counts as: one per OP_SIZE
+ * bytes or part of it, at least one.
+ */
+uint64_t qos_op_cost (uint64_t len, uint64_t op_size);
+
+/* Latency histogram: log-linear, 8 buckets per power of two of
+ * microseconds (each within 12.5%), from 1 us to about 18 minutes.
+ */
+#define QOS_HIST_SUB 8
+#define QOS_HIST_BUCKETS 224
+struct qos_hist {
+  uint64_t count;
+  uint64_t sum_ns;
+  uint64_t b[QOS_HIST_BUCKETS];
+};
+unsigned qos_hist_index (uint64_t ns);
+/* Bounds of bucket I in nanoseconds: [lower, upper). */
+uint64_t qos_hist_lower_ns (unsigned i);
+uint64_t qos_hist_upper_ns (unsigned i);
+void qos_hist_add (struct qos_hist *h, uint64_t ns);
+/* The P-quantile (0 < P <= 1) in nanoseconds, interpolated inside its
+ * bucket; 0 for an empty histogram.
+ */
+uint64_t qos_hist_quantile (const struct qos_hist *h, double p);
+/* A -= B, bucket by bucket (a window between two snapshots). */
+void qos_hist_sub (struct qos_hist *a, const struct qos_hist *b);
+void qos_hist_merge (struct qos_hist *a, const struct qos_hist *b);
+
+enum qos_class { QOS_READ, QOS_WRITE, QOS_OTHER, QOS_NCLASS };
+
+/* Alarm rules on a volume's metrics (alarm.c evaluates them). */
+enum alarm_metric {
+  ALARM_IOPS,                   /* requests per second */
+  ALARM_THROUGHPUT,             /* bytes per second */
+  ALARM_LATENCY_P99,            /* milliseconds, reads and writes */
+  ALARM_THROTTLED,              /* percent of requests that waited */
+  ALARM_NMETRICS,
+};
+struct alarm_rule {
+  double above;                 /* raise above this; 0: no rule */
+  double clear_below;           /* clear below this (hysteresis) */
+  unsigned windows;             /* for this many 1 s windows in a row */
+  bool from_type;               /* the volume type's rule, not the volume's */
+};
+struct alarm_state {
+  bool raised;
+  unsigned over, under;         /* windows in a row beyond each bound */
+};
+
+/* What the metrics, the CLI and the alarms see of one volume. */
+struct qos_snapshot {
+  char name[BLOCKMAP_NAME_MAX];
+  char type[BLOCKMAP_TYPE_MAX];
+  uint64_t id;
+  uint64_t taken_ns;            /* CLOCK_MONOTONIC */
+  struct qos_budget budget;
+  uint64_t ops[QOS_NCLASS], bytes[QOS_NCLASS];
+  uint64_t errors;
+  uint64_t throttled_ns;        /* total time requests waited */
+  uint64_t throttled;           /* requests that waited */
+  uint64_t in_flight;
+  struct qos_hist lat[QOS_NCLASS];
+  struct alarm_rule rules[ALARM_NMETRICS];
+  bool raised[ALARM_NMETRICS];
+};
+
+/* The registry of volumes.  Thread-safe.  An entry lives until
+ * qos_stop(), so a connection may keep its pointer.
+ */
+int qos_start (struct blockmap_pool *pool, const struct config *cfg);
+void qos_stop (void);
+/* The budget of a volume of type T whose attrs (JSON text, may be
+ * NULL) are ATTRS: the type's, raised to what attrs "qos" provisions.
+ */
+void qos_budget_of (const struct volume_type *t, const char *attrs,
+                    struct qos_budget *out);
+/* Create or update the entry of volume VI (after create, modify,
+ * resize; also at start-up).  A changed budget applies to requests
+ * already waiting.  Returns 0 or -ENOMEM.
+ */
+int qos_volume_sync (const struct config *cfg,
+                     const struct blockmap_volume_info *vi);
+/* The volume NAME is gone. */
+void qos_volume_forget (const char *name);
+/* Fill *OUT for volume NAME.  Returns 0 or -ENOENT. */
+int qos_volume_snapshot (const char *name, struct qos_snapshot *out);
+/* Call FN for each volume (name order not guaranteed), with no lock
+ * held.  Stops at FN's first non-zero value and returns it.
+ */
+int qos_foreach (int (*fn) (void *opaque, struct qos_snapshot *s),
+                 void *opaque);
+/* Alarm bookkeeping for alarm.c: the states and rules of volume NAME. */
+int qos_volume_alarm_state (const char *name, struct alarm_state *states,
+                            bool set);
+
+/* Data path (loop threads).  qos_admit() starts a request's
+ * accounting and charges its budget; true means it now waits in its
+ * loop's queue and qos.c calls proto_execute() again when its tickets
+ * are good.  qos_complete() is called when the request is freed.
+ */
+bool qos_admit (struct req *req);
+void qos_complete (struct req *req);
+uint64_t qos_now_ns (void);
+
+/* ---- events.c: the durable, bounded event log ---------------------- */
+
+/* The files: DIR/events.log, rotated to events.log.1 ... events.log.KEEP
+ * once it would pass MAX_BYTES.  Each event is one JSON line.
+ */
+#define EVENTS_DEFAULT_MAX_BYTES (1024 * 1024)
+#define EVENTS_DEFAULT_KEEP 4
+
+struct events_log;
+/* Open (create) the log in DIR.  BLOCKS.  Returns 0 or -errno. */
+int events_log_open (const char *dir, uint64_t max_bytes, unsigned keep,
+                     struct events_log **out);
+/* Append LINE (no newline) durably (write + fdatasync), rotating first
+ * if needed.  BLOCKS.  Returns 0 or -errno.
+ */
+int events_log_append (struct events_log *log, const char *line);
+void events_log_close (struct events_log *log);
+/* Call FN with each line of the log in DIR, oldest first.  BLOCKS. */
+int events_log_read (const char *dir, unsigned keep,
+                     int (*fn) (void *opaque, const char *line),
+                     void *opaque);
+
+/* The event thread: appends are queued by any thread (never blocking
+ * on I/O) and written and synced by a thread of its own, in batches.
+ */
+int events_start (const char *dir);
+void events_stop (void);
+/* Queue an event of TYPE ("volume.created") about VOLUME (NULL: the
+ * pool) with a message.  Any thread; never blocks on I/O.
+ */
+void events_emit (const char *type, const char *volume, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+/* Wait until every event queued before the call is on disk.  BLOCKS. */
+void events_flush (void);
+/* The directory of the running log, NULL if none. */
+const char *events_dir (void);
+
+/* ---- alarm.c: thresholds with hysteresis, and the monitor thread ---- */
+
+/* One evaluation of rule R over one window whose value is VALUE.
+ * Returns +1 when the alarm is raised, -1 when it clears, 0 otherwise.
+ * Pure.
+ */
+int alarm_eval (const struct alarm_rule *r, struct alarm_state *s,
+                double value);
+const char *alarm_metric_name (enum alarm_metric m);
+int alarm_metric_parse (const char *name, enum alarm_metric *out);
+/* The value of metric M between two snapshots of one volume. */
+double alarm_window_value (enum alarm_metric m,
+                           const struct qos_snapshot *prev,
+                           const struct qos_snapshot *cur);
+
+/* Evaluate every volume's alarms once a second, in a thread of its own,
+ * while any volume has a rule (otherwise it sleeps).
+ */
+int alarm_start (void);
+void alarm_stop (void);
+/* Rules changed: wake the monitor. */
+void alarm_kick (void);
+
+/* ---- metrics.c: Prometheus text format over HTTP -------------------- */
+
+/* Write the metrics of POOL (may be NULL) and every volume to a new
+ * buffer in the Prometheus text format (version 0.0.4).  Returns it
+ * (caller frees) or NULL when out of memory.
+ */
+char *metrics_format (struct blockmap_pool *pool, const struct config *cfg);
+/* Serve GET /metrics on ADDR ("127.0.0.1:9810", "[::1]:9810") in
+ * libmicrohttpd's thread.  Returns 0 or -errno (logged).
+ */
+int metrics_start (const char *addr, struct blockmap_pool *pool,
+                   const struct config *cfg);
+void metrics_stop (void);
 
 /* Turn fault injection on for the rules in FILE (NULL: stay off), and
  * hook the engine's metadata I/O.  Call before the pool is opened and

@@ -51,6 +51,7 @@ static const struct option long_options[] = {
   { "threads",        required_argument, NULL, OPT_THREADS },
   { "default-export", required_argument, NULL, OPT_DEFAULT_EXPORT },
   { "pid-file",       required_argument, NULL, OPT_PID_FILE },
+  { "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
   { "debug",          required_argument, NULL, 'D' },
   { "debug-fault-file", required_argument, NULL, OPT_DEBUG_FAULT_FILE },
   { "dump-config",    no_argument,       NULL, OPT_DUMP_CONFIG },
@@ -121,6 +122,8 @@ dump_config (const struct server_opts *o, const char *debug_topics)
   printf ("default_export=%s\n",
           o->default_export ? o->default_export : "");
   printf ("pid_file=%s\n", o->pid_file ? o->pid_file : "");
+  printf ("metrics_listen=%s\n",
+          o->metrics_listen ? o->metrics_listen : "");
   printf ("debug=%s\n", debug_topics);
   printf ("min_block_size=%d\n", PROTO_MIN_BLOCK);
   printf ("preferred_block_size=%d\n", PROTO_PREF_BLOCK);
@@ -265,6 +268,7 @@ main (int argc, char *argv[])
       break;
     case OPT_DEFAULT_EXPORT: opts.default_export = optarg; break;
     case OPT_PID_FILE:       opts.pid_file = optarg; break;
+    case OPT_METRICS_LISTEN: opts.metrics_listen = optarg; break;
     case 'D':
       if (log_enable_topic (optarg) < 0)
         usage_error ("-D: unknown debug topic '%s'", optarg);
@@ -369,6 +373,18 @@ main (int argc, char *argv[])
       goto out;
     admin_created = true;
   }
+  /* Budgets, the event log and alarms (qos.c, events.c, alarm.c). */
+  if (qos_start (pool, cfg) < 0
+      || (!opts.single && events_start (opts.pool_path) < 0)
+      || alarm_start () < 0)
+    goto out;
+  events_emit ("daemon.started", NULL, "stratad %s serving pool %s%s",
+               STRATA_VERSION, opts.pool_path, pinfo->recovered
+               ? " (the journal was replayed after an unclean stop)" : "");
+  if (opts.metrics_listen
+      && metrics_start (opts.metrics_listen, pool, cfg) < 0)
+    goto out;
+
   if (ls.admin_fd >= 0) {
     r = admin_start (pool, cfg, ls.admin_fd, &admin);
     ls.admin_fd = -1;           /* the admin server owns it now */
@@ -449,6 +465,12 @@ main (int argc, char *argv[])
 
  out:
   admin_stop (admin);
+  metrics_stop ();
+  alarm_stop ();
+  if (status == EXIT_SUCCESS)
+    events_emit ("daemon.stopped", NULL, "stratad stopped");
+  events_stop ();
+  qos_stop ();
   listen_set_free (&ls);
   if (unix_created)
     unlink (opts.unix_path);

@@ -248,6 +248,7 @@ req_free (struct req *req)
   if (req->buf) {
     bufpool_put (loop, req->buf, req->bufcap);
     c->req_bytes -= req->bufcap;
+  qos_complete (req);           /* metrics: latency, bytes, errors */
   }
   if (req->pieces != req->pieces_inl)
     free (req->pieces);
@@ -992,6 +993,8 @@ proto_execute (struct req *req)
   case NBD_CMD_CACHE:
     reply_ok (req);
     return;
+  if (req->qos.vol == NULL && qos_admit (req))
+    return;                     /* waits for its budget; qos.c calls again */
   case NBD_CMD_BLOCK_STATUS:
     do_block_status (req);
     return;

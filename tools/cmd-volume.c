@@ -74,6 +74,10 @@ cmd_volume_create (struct cli *cli)
     return cli_usage (cli, "volume name '%s' is not UTF-8 text", name);
   if (type)
     json_object_set_new (args, "type", json_string (type));
+  if ((ret = cli_budget_args (cli, args)) != 0) {
+    json_decref (args);
+    return ret;
+  }
   if ((ret = client_call (cli, "volume.create", args, &r)) != EXIT_DONE)
     return ret;
   if (cli->json)

@@ -34,12 +34,14 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 # systemd provides systemd-analyze for checking the unit files;
 # qemu-system-x86, busybox-static and cpio boot the guest that runs the
 # kernel's own NBD client (tests/integration/kernel-guest.sh).
+# clang and libclang-rt-14-dev (libFuzzer, ASan and UBSan runtimes for
+# clang) build the fuzz target of tests/fuzz/ for the ctest fuzz/short.
 build_pkgs=(cmake make gcc pkg-config liburing-dev libnbd-dev libjansson-dev
             libyaml-dev libcmocka-dev zlib1g-dev liblz4-dev libjemalloc-dev
             libssl-dev libaio-dev perl)
 test_pkgs=(libnbd-bin python3 python3-libnbd qemu-utils fio nbdkit nbd-server
            nbd-client xfsprogs e2fsprogs fuse3 util-linux mount iproute2
-           systemd qemu-system-x86 busybox-static cpio)
+           systemd qemu-system-x86 busybox-static cpio clang libclang-rt-14-dev)
 
 say () { echo "setup: $*" >&2; }
 die () { echo "setup: error: $*" >&2; exit 1; }

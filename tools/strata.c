@@ -41,7 +41,10 @@ static const struct command commands[] = {
     "volume create needs NAME and --size",
     { { "size", "SIZE", "size with units, e.g. 10G (a multiple of 4K)" },
       { "type", "TYPE", "volume type (default ssd; see 'strata type list')" },
-      { "label", "KEY=VALUE", "attach a label (repeatable)" } },
+      { "label", "KEY=VALUE", "attach a label (repeatable)" },
+      { "iops", "N", "provision N IOPS (within the type's maximum)" },
+      { "throughput", "RATE", "provision RATE bytes/s, e.g. 250MB "
+        "(decimal units)" } },
     cmd_volume_create },
   { "volume", "list", "List volumes in name order.", 0, 0, NULL,
     { { "label", "KEY=VALUE", "only volumes carrying this label "
@@ -60,8 +63,47 @@ static const struct command commands[] = {
     { { "force", NULL, "delete even while clients are attached (their "
         "requests then fail)" } },
     cmd_volume_delete },
+  { "volume", "modify", "Change a volume's budget or type online (clients "
+    "stay attached).", 1, 1, "volume modify needs NAME",
+    { { "iops", "N", "provision N IOPS (within the type's maximum)" },
+      { "throughput", "RATE", "provision RATE bytes/s, e.g. 250MB" },
+      { "type", "TYPE", "move the volume to volume type TYPE" } },
+    cmd_volume_modify },
+  { "volume", "status", "Show a volume's budget, traffic, latency and "
+    "alarms.", 1, 1, "volume status needs NAME", { { NULL } },
+    cmd_volume_status },
   { "type", "list", "List the volume types and their budgets.", 0, 0, NULL,
     { { NULL } }, cmd_type_list },
+  { "metrics", "volume", "Show a volume's counters, or watch its rates.",
+    1, 1, "metrics volume needs NAME",
+    { { "watch", NULL, "print rates every interval until interrupted" },
+      { "interval", "SECONDS", "with --watch: seconds between lines "
+        "(default 1)" },
+      { "count", "N", "with --watch: stop after N lines" } },
+    cmd_metrics_volume },
+  { "events", "list", "List events (volume lifecycle, alarms, errors), "
+    "oldest first.", 0, 0, NULL,
+    { { "volume", "NAME", "only events of this volume" },
+      { "type", "TYPE", "only events of this type, e.g. alarm or "
+        "volume.created" },
+      { "since", "TIME", "only events since TIME: epoch seconds, "
+        "2026-01-02T03:04:05Z, or an age such as 10m, 2h, 7d" },
+      { "limit", "N", "only the newest N events" } },
+    cmd_events_list },
+  { "alarm", "set", "Raise an event when a volume's metric stays above a "
+    "threshold.", 1, 1, "alarm set needs VOLUME, --metric and --above",
+    { { "metric", "METRIC", "iops, throughput (bytes/s), latency_p99 (ms) "
+        "or throttled (percent of requests)" },
+      { "above", "X", "raise when the metric is above X" },
+      { "clear-below", "Y", "clear when it is below Y (default 80% of X)" },
+      { "for", "N", "... for N one-second windows in a row (default 2)" } },
+    cmd_alarm_set },
+  { "alarm", "list", "List alarm rules and their state.", 0, 1, NULL,
+    { { NULL } }, cmd_alarm_list },
+  { "alarm", "clear", "Remove a volume's own alarm on a metric.", 1, 1,
+    "alarm clear needs VOLUME and --metric",
+    { { "metric", "METRIC", "the metric whose rule to remove" } },
+    cmd_alarm_clear },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -125,5 +125,14 @@ int cmd_volume_show (struct cli *cli);
 int cmd_volume_resize (struct cli *cli);
 int cmd_volume_delete (struct cli *cli);
 int cmd_type_list (struct cli *cli);
+int cmd_volume_modify (struct cli *cli);
+int cmd_volume_status (struct cli *cli);
+int cmd_metrics_volume (struct cli *cli);
+int cmd_events_list (struct cli *cli);
+int cmd_alarm_set (struct cli *cli);
+int cmd_alarm_list (struct cli *cli);
+int cmd_alarm_clear (struct cli *cli);
+/* --iops and --throughput of CLI into ARGS; 0 or EXIT_USAGE. */
+int cli_budget_args (struct cli *cli, json_t *args);
 
 #endif /* STRATA_TOOLS_STRATA_H */
