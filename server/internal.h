@@ -377,9 +377,9 @@ struct conn {
   bool meta_allocation;                 /* base:allocation selected */
   char *meta_export;                    /* ...for this export, owned */
   struct blockmap_volume *vol;          /* owned handle */
-  char *export_name;                    /* owned */
   struct qos_volume *qos;               /* qos.c: budget and metrics,
                                            borrowed, lives until exit */
+  char *export_name;                    /* owned */
   uint16_t eflags;
 };
 
@@ -419,7 +419,6 @@ int proto_parse_info_request (const char *data, uint32_t len,
                               const char **name, uint32_t *namelen,
                               const char **reqs, uint16_t *nreqs);
 
-/* ---- protocol-transmission.c ---------------------------------------- */
 /* ---- qos.c: the part of a request that admission uses -------------- */
 
 struct qos_volume;
@@ -432,6 +431,7 @@ struct qos_req {
   bool queued;                  /* waiting in its loop's qos queue */
 };
 
+/* ---- protocol-transmission.c ---------------------------------------- */
 
 /* One NBD request.  Ownership: the connection's parser makes it; it
  * lives while any of its segs is in the ring, while a sync is pending,
@@ -490,9 +490,9 @@ struct req {
   struct piece pieces_inl[4];
 
   struct sync_req sync;
+  struct qos_req qos;           /* qos.c: admission, throttling, metrics */
 
   struct iovec *iov;            /* reply vector, owned if != iov_inl */
-  struct qos_req qos;           /* qos.c: admission, throttling, metrics */
   struct iovec iov_inl[4];
   char *hdr;                    /* reply headers, owned if != hdr_inl */
   char hdr_inl[160];
@@ -530,8 +530,6 @@ void proto_execute (struct req *req);
 /* Retry a parked request (loop.c, after a CoW commit or a tick). */
 void proto_retry_parked (struct req *req);
 void req_free (struct req *req);
-
-/* ---- fault.c: --debug-fault-file, a test hook ----------------------- */
 
 /* ---- qos.c: token buckets, per-volume budgets and metrics ----------- */
 
@@ -771,6 +769,8 @@ char *metrics_format (struct blockmap_pool *pool, const struct config *cfg);
 int metrics_start (const char *addr, struct blockmap_pool *pool,
                    const struct config *cfg);
 void metrics_stop (void);
+
+/* ---- fault.c: --debug-fault-file, a test hook ----------------------- */
 
 /* Turn fault injection on for the rules in FILE (NULL: stay off), and
  * hook the engine's metadata I/O.  Call before the pool is opened and
