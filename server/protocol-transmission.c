@@ -243,12 +243,12 @@ req_free (struct req *req)
   struct loop *loop = c->loop;
 
   assert (req->pending == 0);
+  qos_complete (req);           /* metrics: latency, bytes, errors */
   if (req->io_active)
     blockmap_io_end (server.pool, req->token);
   if (req->buf) {
     bufpool_put (loop, req->buf, req->bufcap);
     c->req_bytes -= req->bufcap;
-  qos_complete (req);           /* metrics: latency, bytes, errors */
   }
   if (req->pieces != req->pieces_inl)
     free (req->pieces);
@@ -963,6 +963,8 @@ proto_execute (struct req *req)
 {
   const bool io = req->type != NBD_CMD_FLUSH && req->type != NBD_CMD_CACHE;
 
+  if (req->qos.vol == NULL && qos_admit (req))
+    return;                     /* waits for its budget; qos.c calls again */
   log_debug (DBG_PROTO, "conn %" PRIu64 ": %s %" PRIu64 "+%" PRIu32
              " flags 0x%x", req->conn->id, cmd_name (req->type),
              req->offset, req->length, req->flags);
@@ -993,8 +995,6 @@ proto_execute (struct req *req)
   case NBD_CMD_CACHE:
     reply_ok (req);
     return;
-  if (req->qos.vol == NULL && qos_admit (req))
-    return;                     /* waits for its budget; qos.c calls again */
   case NBD_CMD_BLOCK_STATUS:
     do_block_status (req);
     return;
