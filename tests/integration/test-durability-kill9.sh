@@ -5,11 +5,12 @@
 # one connection or FUA) runs while stratad is killed with -9 at a random
 # moment; after each restart every block holds its last flushed state or
 # something newer, never older data or garbage, and the pool checks
-# clean.  STRATA_CRASH_CYCLES cycles (default 5).
+# clean.  STRATA_CRASH_CYCLES cycles (default 10, what CI runs: about
+# 2.5 s a cycle; any count by hand), STRATA_CRASH_SEED to repeat a run.
 source "$(dirname "$0")/functions.sh"
 requires_nbd_python
 
-cycles="${STRATA_CRASH_CYCLES:-5}"
+cycles="${STRATA_CRASH_CYCLES:-10}"
 seed="${STRATA_CRASH_SEED:-$RANDOM}"
 echo "$t: $cycles cycles, seed $seed (STRATA_CRASH_SEED=$seed to repeat)"
 make_pool
