@@ -1441,6 +1441,8 @@ admin_handle_request (struct blockmap_pool *pool, const struct config *cfg,
     if (ops[i].run (&r, &result) == 0 && result == NULL)
       admin_errorf (&e, ENOMEM, "out of memory building the reply");
   }
+  /* Events of a change are durable before its reply, like the change. */
+  events_flush ();
   if (e.code != 0) {
     json_decref (result);
     json_decref (root);
