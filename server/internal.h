@@ -284,6 +284,7 @@ struct loop {
   bool single;                          /* -s: exit when conns end */
 
   struct bufpool bufs;
+  int direct_fd;                        /* hot data file, O_DIRECT; -1 */
   struct req *free_reqs;
   unsigned nfree_reqs;
 };
@@ -453,6 +454,7 @@ struct seg {
   uint64_t file_off;
   size_t len, done;
   bool zero_src;                /* write zeroes from the shared buffer */
+  bool direct, no_direct;       /* last op went O_DIRECT; never again */
   char *cowbuf;                 /* owned, from the bufpool */
   size_t cowcap;
 };

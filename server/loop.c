@@ -26,6 +26,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -56,6 +57,31 @@ struct server server;
 #define BUFPOOL_CACHE_MAX (64 * 1024 * 1024)
 
 static void efd_post_read (struct loop *loop);
+
+/* The hot data file opened again with O_DIRECT, for the aligned data
+ * I/O of this loop (protocol-transmission.c, seg_fd): the page cache
+ * only costs there, since a FLUSH syncs the data file either way.
+ * -1 when there is no pool, the file system refuses O_DIRECT, or
+ * STRATAD_DATA_IO=buffered asks for the page cache (benchmarks).
+ */
+static int
+open_direct (void)
+{
+  const char *mode = getenv ("STRATAD_DATA_IO");
+  char path[64];
+  int fd;
+
+  if (server.pool == NULL || (mode && strcmp (mode, "buffered") == 0))
+    return -1;
+  fd = blockmap_pool_data_fd (server.pool, BM_TIER_HOT);
+  if (fd < 0)
+    return -1;
+  snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+  fd = open (path, O_RDWR | O_DIRECT | O_CLOEXEC);
+  if (fd == -1)
+    log_debug (DBG_LOOP, "data file: no O_DIRECT (%m), buffered I/O only");
+  return fd;
+}
 
 struct io_uring_sqe *
 loop_sqe (struct loop *loop, struct uop *op)
@@ -515,6 +541,7 @@ loop_create (unsigned index, struct loop **out)
     return -ENOMEM;
   loop->index = index;
   loop->efd = -1;
+  loop->direct_fd = -1;
   loop->efd_op.cb = efd_cb;
   loop->park_op.cb = park_cb;
   loop->stop_op.cb = stop_timer_cb;
@@ -553,6 +580,7 @@ loop_create (unsigned index, struct loop **out)
       goto fail;
     }
   }
+  loop->direct_fd = open_direct ();
   for (i = 0; i < loop->naccepts; i++) {
     loop->accepts[i].op.cb = accept_cb;
     loop->accepts[i].retry.cb = accept_retry_cb;
@@ -600,6 +628,8 @@ loop_join_and_free (struct loop *loop)
   bufpool_clear (loop);
   io_uring_queue_exit (&loop->ring);
   close (loop->efd);
+  if (loop->direct_fd >= 0)
+    close (loop->direct_fd);
   free (loop->accepts);
   pthread_mutex_destroy (&loop->msg_lock);
   free (loop);
