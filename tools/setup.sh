@@ -36,12 +36,17 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 # kernel's own NBD client (tests/integration/kernel-guest.sh).
 # clang and libclang-rt-14-dev (libFuzzer, ASan and UBSan runtimes for
 # clang) build the fuzz target of tests/fuzz/ for the ctest fuzz/short.
+# libmicrohttpd-dev serves the Prometheus endpoint (server/metrics.c);
+# prometheus is the only Debian 12 package with promtool, which checks
+# that endpoint's text (test-metrics-prometheus.sh; 96 MB installed, and
+# under systemd its postinst starts a Prometheus server on :9090).
 build_pkgs=(cmake make gcc pkg-config liburing-dev libnbd-dev libjansson-dev
             libyaml-dev libcmocka-dev zlib1g-dev liblz4-dev libjemalloc-dev
-            libssl-dev libaio-dev perl)
+            libssl-dev libaio-dev perl libmicrohttpd-dev)
 test_pkgs=(libnbd-bin python3 python3-libnbd qemu-utils fio nbdkit nbd-server
            nbd-client xfsprogs e2fsprogs fuse3 util-linux mount iproute2
-           systemd qemu-system-x86 busybox-static cpio clang libclang-rt-14-dev)
+           systemd qemu-system-x86 busybox-static cpio clang libclang-rt-14-dev
+           prometheus)
 
 say () { echo "setup: $*" >&2; }
 die () { echo "setup: error: $*" >&2; exit 1; }
