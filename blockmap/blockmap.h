@@ -107,6 +107,15 @@ int blockmap_pool_close (struct blockmap_pool *pool);
  */
 int blockmap_pool_sync (struct blockmap_pool *pool);
 
+/* Whether blockmap_pool_sync() has work to do: changes not yet durable,
+ * or freed chunks that become reusable only after a commit.  A caller
+ * that commits on its own when this is true (the daemon's sync thread
+ * does, about once a second) keeps clients that never FLUSH from
+ * piling journal records up in memory or being refused space they
+ * freed.  Takes the pool lock briefly; never blocks otherwise.
+ */
+bool blockmap_pool_sync_wanted (struct blockmap_pool *pool);
+
 /* The data file of TIER, opened read-write, owned by the pool.  -1 if
  * the pool has no such tier.
  */
@@ -255,8 +264,10 @@ int blockmap_map_range (struct blockmap_volume *vol,
  * touching that chunk returns -EAGAIN: retry it after the commit.
  *
  * Returns the number of runs (>= 1), or -errno: -ENOSPC the tier is
- * full (nothing was allocated), -ESHUTDOWN, -EINVAL, -EAGAIN, -EROFS
- * (a read-only volume, i.e. a snapshot).
+ * full (nothing was allocated), -EINPROGRESS the tier is full only
+ * because freed chunks wait for a sync before reuse (nothing was
+ * allocated: have blockmap_pool_sync() run, then retry), -ESHUTDOWN,
+ * -EINVAL, -EAGAIN, -EROFS (a read-only volume, i.e. a snapshot).
  */
 int blockmap_write_prepare (struct blockmap_volume *vol,
                             uint64_t offset, uint64_t length,

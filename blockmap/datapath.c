@@ -176,9 +176,12 @@ blockmap_write_prepare (struct blockmap_volume *vol, uint64_t offset,
   needed = chunks_needed (vol, offset >> shift, (end - 1) >> shift);
   if (needed < 0)
     return needed;
-  if ((uint64_t) needed > pool->hot.free.total ||
-      (uint64_t) needed > pool->hot.fs_avail)
+  if ((uint64_t) needed > pool->hot.fs_avail)
     return -ENOSPC;
+  if ((uint64_t) needed > pool->hot.free.total)
+    return (uint64_t) needed <= pool->hot.free.total
+      + pool->hot.pending_chunks + pool->hot.transit_chunks
+      ? -EINPROGRESS : -ENOSPC;
 
   pos = offset;
   while (pos < end) {

@@ -610,6 +610,15 @@ blockmap_pool_data_fd (const struct blockmap_pool *pool,
   return tier == BM_TIER_HOT ? pool->hot.fd : -1;
 }
 
+bool
+blockmap_pool_sync_wanted (struct blockmap_pool *pool)
+{
+  LOCK_FOR_SCOPE (&pool->lock);
+  return !pool->failed
+    && (pool->jbuf.len > 0 || pool->hot.pending_chunks > 0
+        || pool->hot.nholds > pool->hot.hhead);
+}
+
 void
 blockmap_pool_info (struct blockmap_pool *pool,
                     struct blockmap_pool_info *info)

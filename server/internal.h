@@ -217,6 +217,10 @@ struct sync_req {
 int sync_start (struct blockmap_pool *pool, struct sync_thread **out);
 /* Queue SR (any thread; never blocks beyond a short mutex). */
 void sync_post (struct sync_thread *st, struct sync_req *sr);
+/* Ask for a commit soon without waiting for it (any thread): a write
+ * found the pool full of freed chunks that a commit would release.
+ */
+void sync_kick (struct sync_thread *st);
 /* Finish queued requests, then stop and join the thread.  NULL ok. */
 void sync_stop (struct sync_thread *st);
 
@@ -486,6 +490,7 @@ struct req {
   uint64_t ranges[2][2];        /* [start, end) still to do */
   unsigned nranges, cur_range;
   bool skip_holes;              /* zeroing: leave holes alone */
+  unsigned space_waits;         /* parks waiting for freed space */
 
   struct piece *pieces;         /* READ structured: owned if != inl */
   unsigned npieces, piececap;

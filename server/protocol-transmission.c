@@ -66,6 +66,11 @@ static const char zero_buf[ZERO_BUF_SIZE] __attribute__ ((aligned (4096)));
 #define REQ_FREE_MAX 256
 
 static void req_step (struct req *req);
+
+/* How many times a write parks for space that a commit would free
+ * (about a millisecond each) before it is answered ENOSPC.
+ */
+#define REQ_SPACE_WAITS 2000
 static void req_io_finished (struct req *req);
 static void reply_error (struct req *req, int err, const char *msg);
 
@@ -815,6 +820,19 @@ req_step (struct req *req)
         loop_park (req->conn->loop, req);
         return;
       }
+      if (n == -EINPROGRESS && req->space_waits < REQ_SPACE_WAITS) {
+        /* Full of chunks freed but not yet reusable: have the sync
+         * thread commit, then retry.  Bounded, because this request's
+         * own grace-period token may be what still holds them.
+         */
+        req->space_waits++;
+        if (server.sync)
+          sync_kick (server.sync);
+        loop_park (req->conn->loop, req);
+        return;
+      }
+      if (n == -EINPROGRESS)
+        n = -ENOSPC;
     }
     if (n < 0) {
       req->error = n;

@@ -16,16 +16,27 @@
  * loop queues a FLUSH only when it arrives, the sync that answers it
  * started after every write completed before it on any connection
  * (DESIGN invariant 1, which is what lets us offer CAN_MULTI_CONN).
+ *
+ * The thread also commits on its own: about once a second when the
+ * pool has changes not yet durable or freed chunks waiting to be
+ * reused (blockmap_pool_sync_wanted), and at once when a loop kicks it
+ * because a write found the pool full of such chunks.  Without this a
+ * client that never FLUSHes would pile journal records up in memory
+ * and be refused (ENOSPC) the very space it had trimmed.  An idle pool
+ * wants nothing, so the thread then only wakes once a second to ask.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "internal.h"
+
+#define SYNC_BACKGROUND_SEC 1       /* commit on our own this often */
 
 struct sync_thread {
   struct blockmap_pool *pool;           /* borrowed */
@@ -34,6 +45,7 @@ struct sync_thread {
   pthread_cond_t cond;
   struct sync_req *head, *tail;         /* protected by lock */
   bool stop;                            /* protected by lock */
+  bool kicked;                          /* protected by lock */
   unsigned long syncs, requests;        /* this thread only */
 };
 
@@ -47,12 +59,22 @@ sync_thread (void *arg)
   for (;;) {
     {
       LOCK_FOR_SCOPE (&st->lock);
-      while (st->head == NULL && !st->stop)
-        pthread_cond_wait (&st->cond, &st->lock);
+      struct timespec deadline;
+
+      clock_gettime (CLOCK_MONOTONIC, &deadline);
+      deadline.tv_sec += SYNC_BACKGROUND_SEC;
+      while (st->head == NULL && !st->stop && !st->kicked)
+        if (pthread_cond_timedwait (&st->cond, &st->lock,
+                                    &deadline) == ETIMEDOUT)
+          break;
       if (st->head == NULL && st->stop)
         break;
       batch = st->head;
       st->head = st->tail = NULL;
+      if (batch == NULL && !st->kicked
+          && !blockmap_pool_sync_wanted (st->pool))
+        continue;               /* idle: nothing to commit */
+      st->kicked = false;
     }
     r = blockmap_pool_sync (st->pool);
     if (r < 0) {
@@ -76,6 +98,7 @@ int
 sync_start (struct blockmap_pool *pool, struct sync_thread **out)
 {
   struct sync_thread *st;
+  pthread_condattr_t attr;
   int r;
 
   st = calloc (1, sizeof *st);
@@ -83,7 +106,10 @@ sync_start (struct blockmap_pool *pool, struct sync_thread **out)
     return -ENOMEM;
   st->pool = pool;
   pthread_mutex_init (&st->lock, NULL);
-  pthread_cond_init (&st->cond, NULL);
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&st->cond, &attr);
+  pthread_condattr_destroy (&attr);
   r = pthread_create (&st->thread, NULL, sync_thread, st);
   if (r != 0) {
     errno = r;
@@ -107,6 +133,14 @@ sync_post (struct sync_thread *st, struct sync_req *sr)
   else
     st->head = sr;
   st->tail = sr;
+  pthread_cond_signal (&st->cond);
+}
+
+void
+sync_kick (struct sync_thread *st)
+{
+  LOCK_FOR_SCOPE (&st->lock);
+  st->kicked = true;
   pthread_cond_signal (&st->cond);
 }
 
