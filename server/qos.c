@@ -318,6 +318,8 @@ struct qos_volume {
   uint64_t id;                          /* immutable */
   _Atomic bool limited;                 /* either rate is set */
   _Atomic bool deleted;
+  _Atomic uint64_t error_event_ns;      /* last volume.error event */
+  _Atomic uint64_t errors_unreported;   /* errors since that event */
 
   /* Lock order: registry lock, then this one. */
   pthread_mutex_t lock;
@@ -894,6 +896,32 @@ qos_admit (struct req *req)
   return true;
 }
 
+/* An I/O error becomes an event, at most one per volume every
+ * QOS_ERROR_EVENT_GAP (the count of the others goes in the next one),
+ * so a failing disk cannot flood the log.  Error path only.
+ */
+#define QOS_ERROR_EVENT_GAP (10 * QOS_NS_PER_SEC)
+static void
+error_event (struct qos_volume *v, struct req *req, uint64_t now)
+{
+  uint64_t last = atomic_load (&v->error_event_ns), n;
+  int err = req->error ? req->error : req->sync.result;
+
+  if (err == -ESHUTDOWN || err == -ENOSPC || err == -EINVAL
+      || err == -EPERM)
+    return;                     /* the client's or the operator's doing */
+  if ((last != 0 && now - last < QOS_ERROR_EVENT_GAP)
+      || !atomic_compare_exchange_strong (&v->error_event_ns, &last, now)) {
+    atomic_fetch_add (&v->errors_unreported, 1);
+    return;
+  }
+  n = atomic_exchange (&v->errors_unreported, 0);
+  events_emit ("volume.error", v->name, "request at offset %" PRIu64
+               " length %" PRIu32 " failed: %s%s", req->offset,
+               req->length, strerror (-err), n ? " (and earlier errors "
+               "not reported one by one)" : "");
+}
+
 void
 qos_complete (struct req *req)
 {
@@ -923,8 +951,10 @@ qos_complete (struct req *req)
   if (!failed && (req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE))
     atomic_fetch_add_explicit (&sh->bytes[cl], req->length,
                                memory_order_relaxed);
-  if (failed)
+  if (failed) {
     atomic_fetch_add_explicit (&sh->errors, 1, memory_order_relaxed);
+    error_event (v, req, lat + req->qos.start_ns);
+  }
   atomic_fetch_add_explicit (&sh->hist[cl][qos_hist_index (lat)], 1,
                              memory_order_relaxed);
   atomic_fetch_add_explicit (&sh->lat_sum[cl], lat, memory_order_relaxed);
