@@ -43,8 +43,6 @@
 #define container_of(ptr, type, member) \
   ((type *) ((char *) (ptr) - offsetof (type, member)))
 
-#define CONN_MAX_HS_QUEUE (1024 * 1024)
-
 static void recv_cb (struct uop *op, int res, uint32_t flags);
 static void send_cb (struct uop *op, int res, uint32_t flags);
 static void sent (struct conn *c, size_t n);

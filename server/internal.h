@@ -134,6 +134,8 @@ char *admin_handle_request (struct blockmap_pool *pool,
 #define PROTO_MAX_PAYLOAD    (32 * 1024 * 1024) /* advertised maximum */
 #define PROTO_MAX_REQUEST    (64 * 1024 * 1024) /* accepted READ/WRITE */
 #define PROTO_MAX_OPTION     (64 * 1024)        /* option data, bytes */
+#define PROTO_MAX_OPTIONS    4096       /* options in one handshake */
+#define PROTO_MAX_LISTS      16         /* NBD_OPT_LIST in one handshake */
 #define PROTO_MAX_DESCRIPTORS (64 * 1024)       /* per BLOCK_STATUS reply */
 #define PROTO_META_ALLOCATION_ID 1      /* context id of base:allocation */
 
@@ -332,6 +334,7 @@ enum conn_state {
 #define CONN_RBUF_SIZE (128 * 1024)
 #define CONN_HANDSHAKE_TIMEOUT 30       /* seconds to reach transmission */
 #define CONN_MAX_REQS 128               /* requests in flight */
+#define CONN_MAX_HS_QUEUE (1024 * 1024) /* handshake replies queued */
 #define CONN_MAX_BYTES (256 * 1024 * 1024) /* request buffers held */
 #define CONN_SEND_IOV 64
 /* The largest message parsed in place from rbuf (an option with its
@@ -377,7 +380,7 @@ struct conn {
 
   /* Negotiated in the handshake. */
   uint32_t cflags;
-  unsigned noptions;
+  unsigned noptions, nlists;
   bool structured;
   bool meta_allocation;                 /* base:allocation selected */
   char *meta_export;                    /* ...for this export, owned */

@@ -15,8 +15,12 @@
  * NBD_OPT_EXPORT_NAME (which has no way to report errors) close the
  * connection.  Nothing here blocks: volume lookups are in-memory.
  *
- * XXX No handshake timeout yet: an idle client holds its connection
- * (and 128 KiB of buffer) until it goes away.
+ * Replies queue while the client does not read them: past
+ * CONN_MAX_HS_QUEUE bytes the parser pauses until they drain, and a
+ * handshake may carry at most PROTO_MAX_OPTIONS options and
+ * PROTO_MAX_LISTS export lists, so a client can make us neither queue
+ * nor work without bound.  The loop closes a connection that has not
+ * finished its handshake within 30 s (loop.c).
  */
 #include <endian.h>
 #include <errno.h>
@@ -432,6 +436,10 @@ handle_option (struct conn *c, uint32_t option, const char *data,
     c->disc = true;             /* close once the ACK is sent */
     return reply (c, option, NBD_REP_ACK, NULL, 0);
   case NBD_OPT_LIST:
+    if (++c->nlists > PROTO_MAX_LISTS)
+      return reply_error (c, option, NBD_REP_ERR_POLICY,
+                          "at most %d export lists per connection",
+                          PROTO_MAX_LISTS);
     return opt_list (c, len);
   case NBD_OPT_STARTTLS:
     return reply_error (c, option, NBD_REP_ERR_UNSUP,
@@ -493,7 +501,13 @@ proto_handshake (struct conn *c)
       continue;
     }
 
-    /* CONN_HS_OPTIONS */
+    /* CONN_HS_OPTIONS.  A client that sends options without reading
+     * the replies must not make us queue without bound (OPT_LIST
+     * answers one reply per volume): stop parsing until the queue
+     * drains; conn_service() calls us again when it has.
+     */
+    if (c->sendq_bytes >= CONN_MAX_HS_QUEUE)
+      return 0;
     if (avail < sizeof h)
       return 0;
     memcpy (&h, c->rbuf + c->rstart, sizeof h);
@@ -518,7 +532,12 @@ proto_handshake (struct conn *c)
     if (avail < sizeof h + len)
       return 0;                 /* rbuf always has room for it */
     c->rstart += sizeof h + len;
-    c->noptions++;
+    if (++c->noptions > PROTO_MAX_OPTIONS) {
+      log_error_ratelimited ("conn %" PRIu64 ": more than %d options in "
+                             "the handshake; closing", c->id,
+                             PROTO_MAX_OPTIONS);
+      return -EPROTO;
+    }
     r = handle_option (c, option, c->rbuf + c->rstart - len, len);
     if (r < 0)
       return r;
