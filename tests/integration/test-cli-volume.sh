@@ -106,7 +106,7 @@ c="$(j volume create newv --size 4M)"
 [ "$(jget "$c" 'j["name"]')" = newv ] || fail "create --json result: $c"
 
 # --help and --version work.
-strata --help | grep -q 'volume create' || fail "strata --help"
+strata --help | grep 'volume create' >/dev/null || fail "strata --help"
 strata --version | grep -qE '[0-9]+\.[0-9]+' || fail "strata --version"
-strata volume create --help | grep -q -- '--size' || fail "strata volume create --help"
+strata volume create --help | grep -- '--size' >/dev/null || fail "strata volume create --help"
 stratad_alive
