@@ -123,6 +123,35 @@ conn_new (struct loop *loop, int rfd, int wfd)
   return 0;
 }
 
+bool
+conn_may_take_request (struct conn *c)
+{
+  if (c->nreqs >= CONN_MAX_REQS || c->req_bytes >= CONN_MAX_BYTES)
+    return false;
+  if (c->nreqs > 0 && c->loop->max_req_bytes > 0
+      && c->loop->req_bytes >= c->loop->max_req_bytes) {
+    c->loop->bytes_paused = true;
+    return false;
+  }
+  return true;
+}
+
+void
+conn_account_bytes (struct conn *c, ssize_t delta)
+{
+  struct loop *loop = c->loop;
+
+  c->req_bytes += delta;
+  loop->req_bytes += delta;
+  if (delta < 0 && loop->bytes_paused
+      && loop->req_bytes < loop->max_req_bytes) {
+    /* Under budget again: every conn may have been waiting for it. */
+    loop->bytes_paused = false;
+    for (struct conn *o = loop->conns; o; o = o->next)
+      conn_mark_dirty (o);
+  }
+}
+
 void
 conn_mark_dirty (struct conn *c)
 {
@@ -447,7 +476,7 @@ want_input (const struct conn *c)
   if (c->disc)
     return false;
   if (c->state == CONN_TRANSMISSION)
-    return c->nreqs < CONN_MAX_REQS && c->req_bytes < CONN_MAX_BYTES;
+    return conn_may_take_request ((struct conn *) c);
   return c->sendq_bytes < CONN_MAX_HS_QUEUE;
 }
 

@@ -13,6 +13,7 @@
 /* ---- main.c ---------------------------------------------------------- */
 
 #define STRATAD_DEFAULT_PORT 10809
+#define STRATAD_DEFAULT_BUFFER_MEMORY (UINT64_C (1) << 30)
 
 struct server_opts {
   const char *pool_path;        /* --pool, required */
@@ -25,6 +26,8 @@ struct server_opts {
   const char *default_export;   /* --default-export, served for "" */
   const char *pid_file;         /* --pid-file */
   const char *metrics_listen;   /* --metrics-listen ADDR:PORT, NULL: off */
+  uint64_t max_buffer_memory;   /* --max-buffer-memory: request buffers,
+                                   all loops together */
   unsigned threads;             /* --threads, default nproc */
   bool foreground;              /* -f */
   bool single;                  /* -s: one client on stdin/stdout */
@@ -151,6 +154,7 @@ enum {                                  /* long-only options */
   OPT_DUMP_CONFIG, OPT_VERSION, OPT_HELP,
   OPT_DEBUG_FAULT_FILE,
   OPT_METRICS_LISTEN,
+  OPT_MAX_BUFFER_MEMORY,
 };
 
 /* ---- main.c: the state every thread shares -------------------------- */
@@ -290,6 +294,10 @@ struct loop {
   bool single;                          /* -s: exit when conns end */
 
   struct bufpool bufs;
+  /* Request buffers of all this loop's conns, against its share of
+   * --max-buffer-memory; bytes_paused: some conn waits for it. */
+  size_t req_bytes, max_req_bytes;
+  bool bytes_paused;
   int direct_fd;                        /* hot data file, O_DIRECT; -1 */
   struct req *free_reqs;
   unsigned nfree_reqs;
@@ -403,6 +411,14 @@ void conn_close (struct conn *c);
 void conn_queue (struct conn *c, struct out *out);
 /* Have C parsed and flushed at the end of this loop pass. */
 void conn_mark_dirty (struct conn *c);
+/* Whether C may start one more request: its own limits, and its
+ * loop's share of --max-buffer-memory.  A conn with nothing in flight
+ * may always start one, so clients that read their replies progress
+ * while others hold the budget.
+ */
+bool conn_may_take_request (struct conn *c);
+/* Count DELTA bytes of request buffer against C and its loop. */
+void conn_account_bytes (struct conn *c, ssize_t delta);
 void conn_service (struct conn *c);
 /* Queue a handshake message: HDR (HDRLEN bytes) then DATA. */
 int conn_queue_copy (struct conn *c, const void *hdr, size_t hdrlen,

@@ -31,6 +31,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "internal.h"
 
 #define EXIT_USAGE 2
@@ -52,6 +53,7 @@ static const struct option long_options[] = {
   { "default-export", required_argument, NULL, OPT_DEFAULT_EXPORT },
   { "pid-file",       required_argument, NULL, OPT_PID_FILE },
   { "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+  { "max-buffer-memory", required_argument, NULL, OPT_MAX_BUFFER_MEMORY },
   { "debug",          required_argument, NULL, 'D' },
   { "debug-fault-file", required_argument, NULL, OPT_DEBUG_FAULT_FILE },
   { "dump-config",    no_argument,       NULL, OPT_DUMP_CONFIG },
@@ -124,6 +126,7 @@ dump_config (const struct server_opts *o, const char *debug_topics)
   printf ("pid_file=%s\n", o->pid_file ? o->pid_file : "");
   printf ("metrics_listen=%s\n",
           o->metrics_listen ? o->metrics_listen : "");
+  printf ("max_buffer_memory=%" PRIu64 "\n", o->max_buffer_memory);
   printf ("debug=%s\n", debug_topics);
   printf ("min_block_size=%d\n", PROTO_MIN_BLOCK);
   printf ("preferred_block_size=%d\n", PROTO_PREF_BLOCK);
@@ -229,7 +232,9 @@ single_conn (struct loop_msg *msg)
 int
 main (int argc, char *argv[])
 {
-  struct server_opts opts = { .port = STRATAD_DEFAULT_PORT };
+  struct server_opts opts = { .port = STRATAD_DEFAULT_PORT,
+                              .max_buffer_memory =
+                                STRATAD_DEFAULT_BUFFER_MEMORY };
   struct listen_set ls = { .admin_fd = -1 };
   struct blockmap_pool_info *pinfo = NULL;
   struct blockmap_pool *pool = NULL;
@@ -269,6 +274,12 @@ main (int argc, char *argv[])
     case OPT_DEFAULT_EXPORT: opts.default_export = optarg; break;
     case OPT_PID_FILE:       opts.pid_file = optarg; break;
     case OPT_METRICS_LISTEN: opts.metrics_listen = optarg; break;
+    case OPT_MAX_BUFFER_MEMORY:
+      if (units_parse_size (optarg, &opts.max_buffer_memory) < 0
+          || opts.max_buffer_memory < PROTO_MAX_REQUEST)
+        usage_error ("--max-buffer-memory: '%s' is not a size of at least "
+                     "64M", optarg);
+      break;
     case 'D':
       if (log_enable_topic (optarg) < 0)
         usage_error ("-D: unknown debug topic '%s'", optarg);
@@ -414,6 +425,7 @@ main (int argc, char *argv[])
       nloops = i;
       goto stop;
     }
+    loops[i]->max_req_bytes = opts.max_buffer_memory / nloops;
   }
   if (opts.single) {
     single_msg.msg.fn = single_conn;

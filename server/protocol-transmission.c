@@ -263,7 +263,7 @@ req_free (struct req *req)
     blockmap_io_end (server.pool, req->token);
   if (req->buf) {
     bufpool_put (loop, req->buf, req->bufcap);
-    c->req_bytes -= req->bufcap;
+    conn_account_bytes (c, -(ssize_t) req->bufcap);
   }
   if (req->pieces != req->pieces_inl)
     free (req->pieces);
@@ -288,7 +288,7 @@ req_alloc_buf (struct req *req, size_t size)
   req->buf = bufpool_get (req->conn->loop, size ? size : 1, &req->bufcap);
   if (req->buf == NULL)
     return -ENOMEM;
-  req->conn->req_bytes += req->bufcap;
+  conn_account_bytes (req->conn, req->bufcap);
   return 0;
 }
 
@@ -980,7 +980,7 @@ do_block_status (struct req *req)
           goto nomem;
         memcpy (nb, req->buf, req->bufcap);
         bufpool_put (req->conn->loop, req->buf, req->bufcap);
-        req->conn->req_bytes += newcap - req->bufcap;
+        conn_account_bytes (req->conn, newcap - req->bufcap);
         req->buf = nb;
         req->bufcap = newcap;
         cap = (req->bufcap - hsz - 4) / sizeof *d;
@@ -1083,8 +1083,8 @@ proto_transmission (struct conn *c)
     }
     if (c->disc || c->state != CONN_TRANSMISSION || c->payload_req)
       return 0;
-    if (c->nreqs >= CONN_MAX_REQS || c->req_bytes >= CONN_MAX_BYTES)
-      return 0;                 /* resumes when a request is freed */
+    if (!conn_may_take_request (c))
+      return 0;                 /* resumes when buffers are freed */
     if (avail < sizeof h)
       return 0;
     memcpy (&h, c->rbuf + c->rstart, sizeof h);
