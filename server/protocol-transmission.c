@@ -614,6 +614,14 @@ seg_cb (struct uop *op, int res, uint32_t flags)
     return;
   }
   if (res < 0 && res != -EINTR && res != -EAGAIN) {
+    if (seg->phase == SEG_ZERO && (res == -EOPNOTSUPP || res == -EINVAL)
+        && (seg->req->flags & NBD_CMD_FLAG_FAST_ZERO)) {
+      /* FAST_ZERO: the client would rather zero itself than have us
+       * write zeroes slowly; proto_errno_to_nbd sends NBD_ENOTSUP.
+       */
+      seg_finished (seg, -ENOTSUP);
+      return;
+    }
     if (seg->phase == SEG_ZERO && (res == -EOPNOTSUPP || res == -EINVAL)) {
       /* No ZERO_RANGE on this file system: write zeroes instead. */
       seg->phase = seg->run.flags & BM_RUN_COW ? SEG_COW_WRITE : SEG_WRITE;
