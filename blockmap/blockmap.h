@@ -136,6 +136,8 @@ struct blockmap_pool_info {
   uint64_t journal_bytes;       /* journal size on disk */
   uint64_t pending_chunks;      /* freed, not yet reusable */
   bool recovered;               /* journal was replayed at open */
+  uint64_t journal_dropped;     /* at open: whole records found after a
+                                   damaged one, and so not replayed */
 };
 
 void blockmap_pool_info (struct blockmap_pool *pool,

@@ -308,6 +308,7 @@ struct blockmap_pool {
   int lock_fd;                  /* flock'ed, owned */
   int dir_fd;                   /* owned */
   bool recovered;
+  uint64_t journal_dropped;     /* see blockmap_pool_info */
 
   pthread_mutex_t flush_lock;   /* serializes commits and checkpoints */
   pthread_mutex_t lock;         /* the pool lock: everything below */

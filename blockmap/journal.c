@@ -92,6 +92,34 @@ journal_encode (const unsigned char uuid[16], const struct jrec *r,
   le32_put (b->p + at, bm_crc (uuid, b->p + at + 4, b->len - at - 4));
 }
 
+/* Count whole records with an LSN above EXPECTED in M[POS+1, SIZE).
+ * Cheap tests first: garbage rarely gets past the length and LSN
+ * checks to the CRC.
+ */
+static uint64_t
+count_later_records (const struct blockmap_pool *pool,
+                     const unsigned char *m, uint64_t pos, uint64_t size,
+                     uint64_t expected)
+{
+  uint64_t n = 0, at = pos + 1, lsn;
+  struct jrec rec;
+  size_t len;
+
+  while (at + JREC_HDR_SIZE <= size) {
+    lsn = le64_get (m + at + 16);
+    if (lsn > expected && lsn - expected < (UINT64_C (1) << 32)
+        && le32_get (m + at + 8) <= JREC_MAX_PAYLOAD
+        && (len = journal_decode (pool->uuid, m + at, size - at,
+                                  &rec)) > 0) {
+      n++;
+      at += len;
+    }
+    else
+      at++;
+  }
+  return n;
+}
+
 size_t
 journal_decode (const unsigned char uuid[16], const unsigned char *p,
                 size_t avail, struct jrec *r)
@@ -257,6 +285,22 @@ journal_replay (struct blockmap_pool *pool, uint64_t *nrecords)
   pool->replaying = false;
 
   if (pos < size) {
+    uint64_t later = count_later_records (pool, m, pos, size, expected);
+
+    /* A torn last write is normal after a crash, and may even leave
+     * whole records after the damage (sectors land out of order), but
+     * those were never acknowledged.  Whole records after the damage
+     * that came from an earlier commit would mean corruption of data
+     * once durable: we cannot tell the two apart, so say so loudly.
+     */
+    if (later > 0) {
+      log_error ("blockmap: %s: journal: record LSN %" PRIu64 " at offset %"
+                 PRIu64 " is damaged, and %" PRIu64 " whole records follow "
+                 "it; they are dropped.  If they were acknowledged (older "
+                 "than the last commit before the crash), the journal was "
+                 "corrupted on disk", pool->path, expected, pos, later);
+      pool->journal_dropped = later;
+    }
     log_warn ("blockmap: %s: journal: ignoring %" PRIu64 " bytes of torn "
               "or invalid records from offset %" PRIu64 " (LSN %" PRIu64 ")",
               pool->path, size - pos, pos, expected);

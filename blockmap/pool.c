@@ -644,6 +644,7 @@ blockmap_pool_info (struct blockmap_pool *pool,
   info->journal_bytes = pool->journal_size;
   info->pending_chunks = pool->hot.pending_chunks + pool->hot.transit_chunks;
   info->recovered = pool->recovered;
+  info->journal_dropped = pool->journal_dropped;
 }
 
 int

@@ -546,7 +546,7 @@ op_pool_status (struct admin_req *r, json_t **result)
     return err;
   blockmap_pool_info (r->pool, &pi);
   *result = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                       " s:I, s:I, s:b}",
+                       " s:I, s:I, s:b, s:I}",
                        "uuid", pi.uuid,
                        "path", pi.path,
                        "format_version", (json_int_t) pi.format_version,
@@ -559,7 +559,8 @@ op_pool_status (struct admin_req *r, json_t **result)
                        "map_memory", (json_int_t) pi.map_memory,
                        "journal_bytes", (json_int_t) pi.journal_bytes,
                        "pending_chunks", (json_int_t) pi.pending_chunks,
-                       "recovered", (int) pi.recovered);
+                       "recovered", (int) pi.recovered,
+                       "journal_dropped", (json_int_t) pi.journal_dropped);
   return 0;
 }
 

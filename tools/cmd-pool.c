@@ -117,6 +117,10 @@ cmd_pool_status (struct cli *cli)
   printf ("recovered:       %s\n",
           json_is_true (json_object_get (r, "recovered"))
           ? "yes (the journal was replayed at open)" : "no");
+  if (jint (r, "journal_dropped") > 0)
+    printf ("WARNING:         %" PRIu64 " whole journal records after a "
+            "damaged one were dropped at open (see the daemon's log)\n",
+            jint (r, "journal_dropped"));
   json_decref (r);
   return EXIT_DONE;
 }

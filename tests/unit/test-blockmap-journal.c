@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "common/log.h"
 #include "test-blockmap-util.h"
 
 /* A volume's map as text: "lchunk+count>pchunk;..." via map_range. */
@@ -219,6 +220,7 @@ crash_and_damage_last_record (void (*damage) (const char *jpath,
   tpool_reopen (&t);
   blockmap_pool_info (t.pool, &info);
   assert_true (info.recovered);
+  assert_int_equal (info.journal_dropped, 0);  /* nothing after the tail */
   assert_int_equal (blockmap_volume_info (t.pool, "one", &vi), 0);
   assert_int_equal (blockmap_volume_info (t.pool, "last", &vi), -ENOENT);
   assert_int_equal (tpool_check (&t), 0);
@@ -284,6 +286,51 @@ test_junk_at_the_tail_is_ignored (void **state)
 {
   (void) state;
   crash_and_damage_last_record (append_garbage);
+}
+
+/* Damage in the middle of the journal, with whole records after it,
+ * is not a torn tail: replay still stops there (the pool stays
+ * consistent), but the records it drops are counted and reported.
+ */
+static void
+test_records_after_damage_in_the_middle_are_counted (void **state)
+{
+  struct tpool t;
+  struct blockmap_volume_info vi;
+  struct blockmap_pool_info info;
+  char jp[256];
+  off_t mid;
+  int fd;
+
+  (void) state;
+  tpool_make (&t, 64 * MiB);
+  make_history (&t);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  mid = file_size (journal_path (&t, jp, sizeof jp));
+  assert_int_equal (blockmap_volume_create (t.pool, "a", MiB, "ssd", NULL), 0);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  assert_int_equal (blockmap_volume_create (t.pool, "b", MiB, "ssd", NULL), 0);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  assert_int_equal (blockmap_volume_create (t.pool, "c", MiB, "ssd", NULL), 0);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  blockmap_pool_crash_close (t.pool);
+
+  /* Flip a byte inside the record that created "a". */
+  fd = open (jp, O_WRONLY);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, "\xff", 1, mid + 30), 1);
+  close (fd);
+
+  log_set_quiet (true);
+  tpool_reopen (&t);
+  log_set_quiet (false);
+  blockmap_pool_info (t.pool, &info);
+  assert_int_equal (info.journal_dropped, 2);   /* "b" and "c" */
+  assert_int_equal (blockmap_volume_info (t.pool, "one", &vi), 0);
+  assert_int_equal (blockmap_volume_info (t.pool, "a", &vi), -ENOENT);
+  assert_int_equal (blockmap_volume_info (t.pool, "c", &vi), -ENOENT);
+  assert_int_equal (tpool_check (&t), 0);
+  tpool_done (&t);
 }
 
 static void
@@ -480,6 +527,7 @@ main (void)
     cmocka_unit_test (test_a_torn_tail_record_is_ignored),
     cmocka_unit_test (test_a_garbled_tail_record_is_ignored),
     cmocka_unit_test (test_junk_at_the_tail_is_ignored),
+    cmocka_unit_test (test_records_after_damage_in_the_middle_are_counted),
     cmocka_unit_test (test_checkpoint_then_journal_replay_restore_everything),
     cmocka_unit_test (test_the_journal_checkpoints_itself_past_its_threshold),
     cmocka_unit_test (test_a_crash_after_a_clean_open_is_still_recovered),
