@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -331,10 +332,13 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
       return cli_usage (cli, "unknown option '%s'", argv[optind - 1]);
     default:
       i = ch - OPT_CMD;
-      cli->vals[i] = realloc (cli->vals[i],
-                              (cli->nvals[i] + 1) * sizeof (char *));
-      if (cli->vals[i] == NULL)
-        return cli_fail ("out of memory");
+      {
+        const char **v = realloc (cli->vals[i],
+                                  (cli->nvals[i] + 1) * sizeof *v);
+        if (v == NULL)
+          return cli_fail ("out of memory");
+        cli->vals[i] = v;
+      }
       cli->vals[i][cli->nvals[i]++] = optarg ? optarg : "1";
       break;
     }
@@ -375,6 +379,35 @@ noun_known (const char *noun)
     if (strcmp (commands[i].noun, noun) == 0)
       return true;
   return false;
+}
+
+/* Arguments go to the daemon as JSON strings, which must be UTF-8:
+ * refuse others here, once, with their name, rather than let each
+ * command send a request without them.  pool init and an offline pool
+ * check take a file name, which need not be text.
+ */
+static int
+check_text (struct cli *cli)
+{
+  bool offline = strcmp (cli->cmd->noun, "pool") == 0
+    && (strcmp (cli->cmd->verb, "init") == 0 || cli_opt (cli, "pool"));
+  json_t *s;
+  int i, k;
+
+  if (offline)
+    return 0;
+  for (i = 0; i < cli->argc; i++) {
+    if ((s = json_string (cli->argv[i])) == NULL)
+      return cli_usage (cli, "'%s' is not UTF-8 text", cli->argv[i]);
+    json_decref (s);
+  }
+  for (k = 0; k < CMD_MAX_OPTS; k++)
+    for (i = 0; i < (int) cli->nvals[k]; i++) {
+      if ((s = json_string (cli->vals[k][i])) == NULL)
+        return cli_usage (cli, "'%s' is not UTF-8 text", cli->vals[k][i]);
+      json_decref (s);
+    }
+  return 0;
 }
 
 int
@@ -454,7 +487,7 @@ main (int argc, char *argv[])
     command_help (cli.cmd);
     r = EXIT_DONE;
   }
-  else if (r == 0) {
+  else if (r == 0 && (r = check_text (&cli)) == 0) {
     r = cli.cmd->run (&cli);
     client_close (&cli);
   }

@@ -92,5 +92,12 @@ list="$(strata_cli volume list --json)"
     fail "vol1 size changed"
 [ "$(nbdsh -u "$(uri vol1)" -c 'print(h.pread(4096, 12 << 20) == b"d" * 4096)')" = True ] ||
     fail "vol1 data changed"
+# Arguments that are not UTF-8 cannot travel as JSON: refused by name,
+# for every command that talks to the daemon.
+for cmd in "volume show" "volume delete" "volume resize --size 1M" "volume create --size 1M"; do
+    # shellcheck disable=SC2086
+    expect_status 2 "non-UTF-8 name: $cmd" strata_cli $cmd $'\xff\xfe'
+    grep -q "is not UTF-8 text" <<<"$out" || fail "non-UTF-8 name: $cmd: $out"
+done
 expect_status 0 "pool check" strata_cli pool check
 stratad_alive
