@@ -276,6 +276,7 @@ struct tier_space {
    */
   uint64_t data_end;
   uint64_t alloc_end;           /* chunks: one past the highest allocated */
+  bool no_extend;               /* the file system has no fallocate */
 };
 
 struct cow_pending {

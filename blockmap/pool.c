@@ -507,16 +507,24 @@ tier_data_end (const struct blockmap_pool *pool, const struct tier_space *ts)
 int
 tier_extend (struct tier_space *ts, uint64_t end)
 {
-  struct stat st;
+  uint64_t start;
   int r;
 
-  if (end <= ts->data_end)
+  if (end <= ts->data_end || ts->no_extend)
     return 0;
-  if ((r = bm_io->fstat (ts->fd, &st)) < 0)
-    return r;
-  if ((uint64_t) st.st_size < end)
-    return bm_io->ftruncate (ts->fd, end);
-  return 0;
+  /* Not ftruncate: loops may be writing past END right now, to chunks
+   * allocated since this commit began, and a size taken before their
+   * writes would cut them off.  fallocate over the last block grows
+   * the file to END if it is shorter, never shrinks it, and leaves
+   * data alone (an allocated block stays as it is).
+   */
+  start = end >= 4096 ? end - 4096 : 0;
+  r = bm_io->fallocate (ts->fd, 0, start, end - start);
+  if (r == -EOPNOTSUPP) {
+    ts->no_extend = true;       /* pool check cannot rely on the size */
+    return 0;
+  }
+  return r;
 }
 
 int
@@ -557,7 +565,7 @@ pool_commit_locked (struct blockmap_pool *pool)
   {
     LOCK_FOR_SCOPE (&pool->lock);
     pool->durable_lsn = last;
-    if (end > pool->hot.data_end)
+    if (end > pool->hot.data_end && !pool->hot.no_extend)
       pool->hot.data_end = end;
     n = alloc_reclaim_take (pool, &v);
   }

@@ -15,7 +15,7 @@
 #define CIO_MAX_FD 4096
 #define CIO_SECTOR 512
 
-enum cop_type { COP_WRITE, COP_TRUNC, COP_PUNCH };
+enum cop_type { COP_WRITE, COP_TRUNC, COP_PUNCH, COP_EXTEND };
 
 /* One change to a file's contents not yet synced. */
 struct cop {
@@ -113,6 +113,8 @@ logical_size (const struct cfile *f)
       size = o->off + o->len;
     else if (o->type == COP_TRUNC)
       size = o->off;
+    else if (o->type == COP_EXTEND && o->off > size)
+      size = o->off;
   }
   return size;
 }
@@ -139,6 +141,10 @@ apply_op (struct cfile *f, const struct cop *o, uint64_t off, uint64_t len)
     break;
   case COP_TRUNC:
     must (ftruncate (f->fd, o->off) == 0, "ftruncate");
+    break;
+  case COP_EXTEND:
+    if (real_size (f) < o->off)
+      must (ftruncate (f->fd, o->off) == 0, "ftruncate (extend)");
     break;
   case COP_PUNCH:
     if (fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -480,6 +486,10 @@ c_fallocate (int fd, int mode, uint64_t off, uint64_t len)
     return -EIO;
   if (f == NULL)
     return -EBADF;
+  if (mode == 0) {               /* allocate: the file grows to OFF+LEN */
+    add_op (f, (struct cop) { .type = COP_EXTEND, .off = off + len });
+    return 0;
+  }
   if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
     return -EOPNOTSUPP;
   add_op (f, (struct cop) { .type = COP_PUNCH, .off = off, .len = len });
