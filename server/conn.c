@@ -465,9 +465,11 @@ send_cb (struct uop *op, int res, uint32_t flags)
 
 /* ---- After each loop pass ------------------------------------------- */
 
-/* Whether C should read more input now. */
+/* Whether C should read more input now.  Not const: asking the loop's
+ * buffer budget notes that C waits for it (conn_may_take_request).
+ */
 static bool
-want_input (const struct conn *c)
+want_input (struct conn *c)
 {
   if (c->state == CONN_CLOSING || c->eof || c->recv_posted)
     return false;
@@ -476,7 +478,7 @@ want_input (const struct conn *c)
   if (c->disc)
     return false;
   if (c->state == CONN_TRANSMISSION)
-    return conn_may_take_request ((struct conn *) c);
+    return conn_may_take_request (c);
   return c->sendq_bytes < CONN_MAX_HS_QUEUE;
 }
 
