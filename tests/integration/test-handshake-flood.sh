@@ -15,7 +15,7 @@ done
 rss () { awk '/^VmRSS/ { print $2 }' "/proc/$stratad_pid/status"; }
 before=$(rss)
 
-"$PYTHON" - "$sock" <<'PY' &
+"$PYTHON" - "$sock" "$testdir/flooding" <<'PY' &
 import socket, struct, sys, time
 IHAVEOPT = 0x49484156454F5054
 OPT_LIST = 3
@@ -35,11 +35,15 @@ for _ in range(4):
             sent += s.send(data[sent:])
         except BlockingIOError:
             time.sleep(0.01)
+    assert sent == len(data), "sent only %d of %d bytes" % (sent, len(data))
     flood.append(s)
+open(sys.argv[2], "w").close()                  # the flood is in
 time.sleep(30)                                  # hold them open, unread
 PY
 flooder=$!
 cleanup_fn kill "$flooder"
+
+wait_for 30 "the flooding clients to send their options" test -e "$testdir/flooding"
 
 # Meanwhile another client is served, and memory stays bounded.
 for i in 1 2 3; do

@@ -12,7 +12,7 @@ strata_cli volume create big --size 1G >/dev/null
 rss () { awk '/^VmRSS/ { print $2 }' "/proc/$stratad_pid/status"; }
 before=$(rss)
 
-"$PYTHON" - "$sock" <<'PY' &
+"$PYTHON" - "$sock" "$testdir/flooding" <<'PY' &
 import socket, struct, sys, time
 IHAVEOPT, REPLY_MAGIC = 0x49484156454F5054, 0x3e889045565a9
 OPT_GO, REP_ACK = 7, 1
@@ -35,11 +35,13 @@ for i in range(6):
     for k in range(4):     # 4 x 64 MiB READ, never read back
         s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, k, k << 26, 64 << 20))
     conns.append((s, f))
-print("flooding", flush=True)
+open(sys.argv[2], "w").close()      # every request is sent
 time.sleep(60)
 PY
 flooder=$!
 cleanup_fn kill "$flooder"
+
+wait_for 30 "the flooding clients to send their reads" test -e "$testdir/flooding"
 
 # A client that reads its replies is served throughout.
 nbdsh -u "$(uri big)" -c '
