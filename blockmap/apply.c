@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,13 +33,57 @@ size_valid (uint64_t size)
   return size > 0 && size % 4096 == 0 && size <= VOLUME_SIZE_MAX;
 }
 
+/* A snapshot's name: SRC's name, '@', and a valid name. */
+static int
+snapshot_name_valid (const struct blockmap_volume *src, const char *name)
+{
+  size_t n = strlen (src->name);
+
+  if (strncmp (name, src->name, n) != 0 || name[n] != '@')
+    return -EINVAL;
+  return blockmap_name_valid (name + n + 1);
+}
+
+/* What a new volume needs besides its name. */
+static int
+create_check (struct blockmap_pool *pool, const struct jrec *r)
+{
+  if (r->vtype == NULL || r->vtype[0] == '\0' ||
+      strlen (r->vtype) >= BLOCKMAP_TYPE_MAX)
+    return -EINVAL;
+  if (r->attrs && strlen (r->attrs) >= BLOCKMAP_ATTRS_MAX)
+    return -E2BIG;
+  if (!size_valid (r->size))
+    return -EINVAL;
+  if (pool_find_volume (pool, r->name) != NULL)
+    return -EEXIST;
+  if (r->vol < pool->next_vol_id || pool_find_volume_id (pool, r->vol))
+    return -EEXIST;
+  return 0;
+}
+
+int
+state_check_snapshot_entry (struct blockmap_pool *pool, const struct jrec *r)
+{
+  const char *at = r->name ? strchr (r->name, '@') : NULL;
+  char base[BLOCKMAP_NAME_MAX];
+
+  if (at == NULL || strlen (r->name) >= BLOCKMAP_NAME_MAX)
+    return -EINVAL;
+  snprintf (base, sizeof base, "%.*s", (int) (at - r->name), r->name);
+  if (blockmap_name_valid (base) < 0 || blockmap_name_valid (at + 1) < 0)
+    return -EINVAL;
+  return create_check (pool, r);
+}
+
 int
 state_check (struct blockmap_pool *pool, const struct jrec *r)
 {
   struct blockmap_volume *vol = NULL;
   uint64_t nchunks;
 
-  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN) {
+  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN &&
+      r->type != JREC_VOL_CLONE) {
     vol = pool_find_volume_id (pool, r->vol);
     if (vol == NULL)
       return -ENOENT;
@@ -47,12 +92,25 @@ state_check (struct blockmap_pool *pool, const struct jrec *r)
   case JREC_VOL_CREATE:
     if (r->name == NULL || blockmap_name_valid (r->name) < 0)
       return -EINVAL;
-    if (r->vtype == NULL || r->vtype[0] == '\0' ||
-        strlen (r->vtype) >= BLOCKMAP_TYPE_MAX)
+    return create_check (pool, r);
+  case JREC_VOL_CLONE:
+    vol = pool_find_volume_id (pool, r->src);
+    if (vol == NULL)
+      return -ENOENT;
+    if (r->name == NULL || r->vtype == NULL)
+      return -EINVAL;
+    if (strlen (r->name) >= BLOCKMAP_NAME_MAX)
+      return -ENAMETOOLONG;
+    if (r->flags & JREC_CLONE_SNAPSHOT
+        ? vol->readonly || snapshot_name_valid (vol, r->name) < 0
+        : blockmap_name_valid (r->name) < 0)
+      return -EINVAL;
+    if (r->vtype[0] == '\0' || strlen (r->vtype) >= BLOCKMAP_TYPE_MAX)
       return -EINVAL;
     if (r->attrs && strlen (r->attrs) >= BLOCKMAP_ATTRS_MAX)
       return -E2BIG;
-    if (!size_valid (r->size))
+    /* Larger is fine (the new range is a hole); smaller would cut. */
+    if (!size_valid (r->size) || r->size < vol->size)
       return -EINVAL;
     if (pool_find_volume (pool, r->name) != NULL)
       return -EEXIST;
@@ -62,6 +120,8 @@ state_check (struct blockmap_pool *pool, const struct jrec *r)
   case JREC_VOL_DELETE:
     return 0;
   case JREC_VOL_RESIZE:
+    if (vol->readonly)
+      return -EROFS;
     if (!size_valid (r->size))
       return -EINVAL;
     if (r->size < vol->size) {
@@ -80,6 +140,8 @@ state_check (struct blockmap_pool *pool, const struct jrec *r)
       return -E2BIG;
     return 0;
   case JREC_MAP:
+    if (vol->readonly)
+      return -EROFS;
     nchunks = bm_chunks_for (pool, vol->size);
     if (r->count == 0 || r->lchunk >= nchunks ||
         r->count > nchunks - r->lchunk)
@@ -91,6 +153,8 @@ state_check (struct blockmap_pool *pool, const struct jrec *r)
       return -EINVAL;
     return 0;
   case JREC_UNMAP:
+    if (vol->readonly)
+      return -EROFS;
     nchunks = bm_chunks_for (pool, vol->size);
     if (r->count == 0 || r->lchunk >= nchunks ||
         r->count > nchunks - r->lchunk)
@@ -114,35 +178,56 @@ xstrdup (const char *s)
   return p;
 }
 
+/* A new, empty volume from a VOL_CREATE or VOL_CLONE record. */
+static struct blockmap_volume *
+new_volume (struct blockmap_pool *pool, const struct jrec *r)
+{
+  struct blockmap_volume *vol = calloc (1, sizeof *vol);
+
+  if (vol == NULL) {
+    log_error ("blockmap: out of memory creating volume %s", r->name);
+    abort ();
+  }
+  vol->pool = pool;
+  vol->id = r->vol;
+  strcpy (vol->name, r->name);
+  strcpy (vol->type, r->vtype);
+  vol->attrs = xstrdup (r->attrs ? r->attrs : "");
+  vol->size = r->size;
+  vol->created = r->time;
+  extent_map_init (vol);
+  pool_add_volume (pool, vol);
+  if (r->vol >= pool->next_vol_id)
+    pool->next_vol_id = r->vol + 1;
+  return vol;
+}
+
 void
 state_apply (struct blockmap_pool *pool, const struct jrec *r)
 {
-  struct blockmap_volume *vol = NULL;
+  struct blockmap_volume *vol = NULL, *src;
 
-  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN)
+  if (r->type != JREC_VOL_CREATE && r->type != JREC_POOL_OPEN &&
+      r->type != JREC_VOL_CLONE)
     vol = pool_find_volume_id (pool, r->vol);
 
   switch (r->type) {
   case JREC_VOL_CREATE:
-    vol = calloc (1, sizeof *vol);
-    if (vol == NULL) {
-      log_error ("blockmap: out of memory creating volume %s", r->name);
-      abort ();
-    }
-    vol->pool = pool;
-    vol->id = r->vol;
-    strcpy (vol->name, r->name);
-    strcpy (vol->type, r->vtype);
-    vol->attrs = xstrdup (r->attrs ? r->attrs : "");
-    vol->size = r->size;
-    vol->created = r->time;
-    rtree_init (&vol->map, &pool->slab, RT_EXTENT);
-    pool_add_volume (pool, vol);
-    if (r->vol >= pool->next_vol_id)
-      pool->next_vol_id = r->vol + 1;
+    new_volume (pool, r);
+    break;
+  case JREC_VOL_CLONE:
+    /* O(1) whatever the size of the map (DESIGN invariant 3). */
+    src = pool_find_volume_id (pool, r->src);
+    vol = new_volume (pool, r);
+    rtree_share (&vol->map, &src->map);
+    vol->readonly = r->flags & JREC_CLONE_SNAPSHOT;
+    vol->origin = src->id;
     break;
   case JREC_VOL_DELETE:
-    extent_unmap (vol, 0, UINT64_MAX, r->lsn);
+    /* Only the root leaves now; reap.c frees the rest in steps. */
+    reap_push (pool, rtree_detach (&vol->map), r->lsn);
+    if (pool->replaying)
+      reap_step (pool, SIZE_MAX);
     pool_remove_volume (pool, vol);
     vol->deleted = true;
     if (vol->open_count == 0)

@@ -138,6 +138,8 @@ struct blockmap_pool_info {
   bool recovered;               /* journal was replayed at open */
   uint64_t journal_dropped;     /* at open: whole records found after a
                                    damaged one, and so not replayed */
+  uint64_t reap_pending;        /* map subtrees of deleted volumes still
+                                   to be freed (blockmap_pool_reap) */
 };
 
 void blockmap_pool_info (struct blockmap_pool *pool,
@@ -163,6 +165,9 @@ struct blockmap_volume_info {
   uint64_t extents;
   uint64_t created;             /* seconds since the epoch */
   unsigned open_count;          /* handles held (= client connections) */
+  bool readonly;                /* a snapshot */
+  uint64_t origin;              /* id of the volume or snapshot this one
+                                   was cloned from; 0: none */
   char attrs[BLOCKMAP_ATTRS_MAX];/* opaque text owned by the caller */
 };
 
@@ -189,6 +194,32 @@ int blockmap_volume_create (struct blockmap_pool *pool, const char *name,
  */
 int blockmap_volume_delete (struct blockmap_pool *pool, const char *name,
                             bool force);
+
+/* Make NAME a copy of volume SRC that shares all of SRC's chunks, in
+ * time independent of how much SRC has written (DESIGN invariant 3):
+ * the two maps share their nodes, and a later write to either copies
+ * only the chunk it writes.
+ *
+ * SNAPSHOT: NAME must be "SRC@SNAP" and the copy is read-only
+ * (write_prepare and unmap answer -EROFS).  If SRC is writable, new
+ * write requests on it are held off (blockmap_write_begin answers
+ * -EAGAIN) and those begun are waited for, so that the copy holds every
+ * write completed before the call and none after it; BLOCKS (-ETIMEDOUT
+ * after 10 s of writes that do not end).
+ * Otherwise NAME is a writable clone (a volume name without '@').
+ *
+ * SIZE: 0 for SRC's size, or a larger size (the new range reads as
+ * zeroes); smaller is -EINVAL.  TYPE NULL: SRC's type.  ATTRS as for
+ * blockmap_volume_create.  The change is journalled but not durable:
+ * call blockmap_pool_sync().  Deleting SRC later leaves NAME intact,
+ * and the chunks they share live until neither maps them.
+ * Returns 0, or -ENOENT (no SRC), -EEXIST, -EINVAL, -ENAMETOOLONG,
+ * -E2BIG, -ETIMEDOUT.
+ */
+int blockmap_volume_clone (struct blockmap_pool *pool, const char *src,
+                           const char *name, uint64_t size,
+                           const char *type, const char *attrs,
+                           bool snapshot);
 
 /* Change the size of volume NAME to SIZE (multiple of 4096, > 0).
  * Growing is always allowed.  Shrinking needs FORCE (-EPERM without),
@@ -229,6 +260,46 @@ const char *blockmap_volume_name (const struct blockmap_volume *vol);
 struct blockmap_pool *blockmap_volume_pool (const struct blockmap_volume *vol);
 
 /* ---- Data path: never blocks, never does I/O ------------------------ */
+
+/* Bracket each client request that may write (WRITE, WRITE_ZEROES,
+ * TRIM): begin before its first write_prepare or unmap, end after its
+ * last I/O.  Begin answers -EAGAIN while a snapshot of VOL is being
+ * taken (retry shortly: it takes about as long as the writes already in
+ * flight), -EROFS on a snapshot, -ESHUTDOWN on a deleted volume.
+ */
+int blockmap_write_begin (struct blockmap_volume *vol);
+void blockmap_write_end (struct blockmap_volume *vol);
+
+/* Compare VOL's map with BASE's (a volume and one of its snapshots,
+ * two snapshots of one volume, a clone and its snapshot...) over
+ * [OFFSET, OFFSET+LENGTH) of VOL's bytes.  A chunk is "changed" when
+ * the two map it differently: to different chunks, or one maps it and
+ * the other has a hole.  Since a chunk shared with a snapshot is never
+ * written in place, every chunk written since BASE was taken counts as
+ * changed.  Stores at most MAX runs, alternating (adjacent runs never
+ * have the same state), chunk aligned except at the range's ends.
+ * Past BASE's end counts as a hole.  Returns the number of runs (>= 1),
+ * or -errno (-ESHUTDOWN either was deleted, -EINVAL a range past VOL's
+ * end).  When the range needs more than MAX runs the last is cut
+ * short: call again from its end.
+ */
+struct blockmap_diff_run {
+  uint64_t offset, length;
+  bool changed;
+};
+
+int blockmap_diff (struct blockmap_volume *base, struct blockmap_volume *vol,
+                   uint64_t offset, uint64_t length,
+                   struct blockmap_diff_run *runs, int max);
+
+/* Free, a batch of at most MAX_NODES map nodes at a time, what deleted
+ * volumes and snapshots held (the delete itself only detached their
+ * maps).  Call it while blockmap_pool_reap_wanted() is true, from a
+ * thread that may take the pool lock (the daemon's sync thread does).
+ * Returns how many subtrees are still queued.
+ */
+size_t blockmap_pool_reap (struct blockmap_pool *pool, size_t max_nodes);
+bool blockmap_pool_reap_wanted (struct blockmap_pool *pool);
 
 /* Every data I/O the caller does on a data file must lie between
  * blockmap_io_begin() and blockmap_io_end() with the token it returned,

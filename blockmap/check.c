@@ -99,6 +99,53 @@ must_be_absent (struct check *c, uint64_t s, uint64_t e,
              (const char *) arg);
 }
 
+struct indegree {
+  struct nodemap deg;           /* node -> parents and roots seen */
+};
+
+static void
+point_at (struct indegree *d, const struct rnode *n)
+{
+  if (n)
+    (*nodemap_put (&d->deg, n, NULL))++;
+}
+
+static int
+count_children (void *opaque, const struct rnode *n)
+{
+  point_at (opaque, n->left);
+  point_at (opaque, n->right);
+  return 0;
+}
+
+/* Each node's refs must be the number of distinct parents and map roots
+ * pointing at it: one too many and its chunks would never be freed, one
+ * too few and a write would change a snapshot in place.
+ */
+static void
+check_node_refs (struct blockmap_pool *pool, struct check *c)
+{
+  struct indegree d = { 0 };
+  uint64_t bad = 0;
+
+  for (size_t i = 0; i < pool->nvols; i++)
+    point_at (&d, pool->by_id[i]->map.root);
+  for (size_t i = 0; i < pool->nreap; i++)
+    point_at (&d, pool->reap[i].n);
+  pool_walk_distinct (pool, count_children, &d);
+  for (size_t i = 0; i < d.deg.cap; i++) {
+    const struct rnode *n = d.deg.keys[i];
+    if (n && n->refs != d.deg.vals[i] && bad++ < 8)
+      problem (c, "the map node of chunks %" PRIu64 "..%" PRIu64 " is "
+               "shared by %" PRIu64 " map(s) but records %" PRIu32,
+               n->start, n->start + n->len - 1, d.deg.vals[i], n->refs);
+  }
+  if (bad > 8)
+    problem (c, "%" PRIu64 " more map nodes have the wrong share count",
+             bad - 8);
+  nodemap_free (&d.deg);
+}
+
 static void
 check_volume (struct blockmap_pool *pool, const struct blockmap_volume *v,
               struct check *c)
@@ -150,6 +197,8 @@ check_locked (struct blockmap_pool *pool,
                v->name);
     reserved += v->ncows;
   }
+
+  check_node_refs (pool, &c);
 
   /* Reference counts, recomputed and compared both ways. */
   if (rtree_verify (&ts->refs) < 0)

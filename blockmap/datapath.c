@@ -173,6 +173,9 @@ blockmap_write_prepare (struct blockmap_volume *vol, uint64_t offset,
   if (pool->failed)
     return -EIO;
   end = offset + length;
+  /* After this, a count above one means another map has the chunk. */
+  extent_unshare (vol, offset >> shift, ((end - 1) >> shift) + 1
+                  - (offset >> shift));
   needed = chunks_needed (vol, offset >> shift, (end - 1) >> shift);
   if (needed < 0)
     return needed;

@@ -11,8 +11,40 @@
  * rtree_add_range merges contiguous neighbours, a sequentially written
  * volume stays a single extent.  Mapping and unmapping move reference
  * counts (refcount.c); the map itself is changed only from state_apply.
+ *
+ * A chunk's count is the number of distinct map nodes covering it, not
+ * of volumes: a snapshot shares its volume's nodes (rtree.c) and adds
+ * nothing, and a node copied away from a shared one adds one.  So a
+ * writer first owns the nodes it will write through (extent_unshare),
+ * and then a count above one means exactly "another map has it".
  */
 #include "internal.h"
+
+/* A node of VOL's map was copied off a shared one: one more node now
+ * points at its chunks.
+ */
+static void
+on_copy (void *opaque, const struct rnode *n)
+{
+  struct blockmap_volume *vol = opaque;
+
+  if (n->tier == BM_TIER_HOT)
+    refcount_inc (vol->pool, n->val, n->len);
+}
+
+void
+extent_map_init (struct blockmap_volume *vol)
+{
+  rtree_init (&vol->map, &vol->pool->slab, RT_EXTENT);
+  vol->map.on_copy = on_copy;
+  vol->map.copy_opaque = vol;
+}
+
+void
+extent_unshare (struct blockmap_volume *vol, uint64_t l, uint64_t n)
+{
+  rtree_own_range (&vol->map, l, n);
+}
 
 struct unmap_ctx {
   struct blockmap_pool *pool;

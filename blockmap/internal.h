@@ -172,6 +172,7 @@ struct rnode {
   uint64_t len;
   uint64_t val;
   struct rnode *left, *right;
+  uint32_t refs;                /* parents and roots pointing here */
   uint8_t tier, flags;
   int8_t height;
 };
@@ -184,6 +185,7 @@ struct rslab {
   struct rnode *freelist;
   void **blocks;                /* owned, each BM_SLAB_NODES nodes */
   size_t nblocks;
+  uint64_t used;                /* nodes handed out */
 };
 
 enum rtree_kind {
@@ -200,6 +202,10 @@ struct rtree {
   enum rtree_kind kind;
   uint64_t nodes;               /* number of runs */
   uint64_t total;               /* sum of len */
+  bool may_share;               /* ever shared nodes with another tree */
+  /* Called when a shared node is copied for this tree (see rtree.c). */
+  void (*on_copy) (void *opaque, const struct rnode *n);
+  void *copy_opaque;
 };
 
 /* Called for each piece removed by rtree_remove_range; VAL is the
@@ -209,8 +215,18 @@ typedef void (*rtree_piece_fn) (void *opaque, uint64_t start, uint64_t len,
                                 uint64_t val, uint8_t tier, uint8_t flags);
 
 void rslab_free_all (struct rslab *slab);
+/* A node with refs = 1 / back to the free list (no tree bookkeeping). */
+struct rnode *rslab_get (struct rslab *slab);
+void rslab_put (struct rslab *slab, struct rnode *n);
 void rtree_init (struct rtree *t, struct rslab *slab, enum rtree_kind kind);
+/* Drop T's reference to its nodes, freeing those nobody else holds
+ * (no chunk references move: for pool close and private trees).
+ */
 void rtree_clear (struct rtree *t);
+/* Make the empty tree DST share all of SRC's nodes, in O(1). */
+void rtree_share (struct rtree *dst, struct rtree *src);
+/* Empty T and hand its root (with T's reference on it) to the caller. */
+struct rnode *rtree_detach (struct rtree *t);
 /* The run with the greatest start <= X, or NULL. */
 struct rnode *rtree_find_le (const struct rtree *t, uint64_t x);
 /* The run with the smallest start > X, or NULL. */
@@ -229,6 +245,10 @@ void rtree_add_range (struct rtree *t, uint64_t start, uint64_t len,
  */
 void rtree_remove_range (struct rtree *t, uint64_t start, uint64_t len,
                          rtree_piece_fn fn, void *opaque);
+/* Own (rtree.c) every node overlapping [START, START+LEN) and the paths
+ * to them.  Nothing to do in a tree that never shared.
+ */
+void rtree_own_range (struct rtree *t, uint64_t start, uint64_t len);
 /* In-order walk; FN must not change the tree.  Stops at non-zero. */
 int rtree_walk (const struct rtree *t,
                 int (*fn) (void *opaque, const struct rnode *n),
@@ -237,6 +257,45 @@ int rtree_walk (const struct rtree *t,
  * Returns 0 or -EUCLEAN.
  */
 int rtree_verify (const struct rtree *t);
+
+/* ---- nodemap.c: map nodes -> numbers, for walks over shared maps ---- */
+
+struct nodemap {
+  const struct rnode **keys;    /* owned; NULL: empty slot */
+  uint64_t *vals;               /* owned */
+  size_t cap, n;
+};
+
+/* The value of K, or NULL if K is not in M. */
+uint64_t *nodemap_get (const struct nodemap *m, const struct rnode *k);
+/* The value of K, added as 0 if missing (*ADDED says which; may be
+ * NULL).  The pointer is valid until the next put.
+ */
+uint64_t *nodemap_put (struct nodemap *m, const struct rnode *k,
+                       bool *added);
+void nodemap_free (struct nodemap *m);
+/* Call FN once for each distinct node of every map in POOL (volumes,
+ * snapshots and the maps still being freed), pre-order.  Pool lock
+ * held.  Stops at and returns FN's first non-zero value.
+ */
+int pool_walk_distinct (struct blockmap_pool *pool,
+                        int (*fn) (void *opaque, const struct rnode *n),
+                        void *opaque);
+
+/* ---- reap.c: freeing deleted maps in the background ----------------- */
+
+struct reap_item {
+  struct rnode *n;              /* one reference to drop */
+  uint64_t lsn;                 /* the VOL_DELETE that dropped it */
+};
+
+/* Map nodes freed per step: a few hundred microseconds of pool lock. */
+#define BM_REAP_BATCH 1024
+
+/* Queue one reference to N (may be NULL) for dropping.  Pool lock held. */
+void reap_push (struct blockmap_pool *pool, struct rnode *n, uint64_t lsn);
+/* Drop up to BUDGET queued references.  Returns how many are left. */
+size_t reap_step (struct blockmap_pool *pool, size_t budget);
 
 /* ---- pool.c ---------------------------------------------------------- */
 
@@ -294,7 +353,13 @@ struct blockmap_volume {
   struct rtree map;             /* RT_EXTENT */
   unsigned open_count;
   bool deleted;                 /* gone from the namespace */
-  bool readonly;
+  bool readonly;                /* a snapshot */
+  uint64_t origin;              /* volume or snapshot id cloned from; 0 */
+  /* Snapshot quiescing (volume.c): while frozen, no write request may
+   * begin; writers counts those begun and not ended.
+   */
+  unsigned frozen;
+  unsigned writers;
   struct cow_pending *cows;     /* owned */
   size_t ncows, cowcap;
 };
@@ -333,6 +398,11 @@ struct blockmap_pool {
   uint64_t commits_started;     /* group commit generation */
   bool failed;                  /* a commit failed: refuse changes */
   bool replaying;
+
+  /* Maps of deleted volumes, being freed (reap.c). */
+  struct reap_item *reap;       /* owned stack [0, nreap) */
+  size_t nreap, reapcap;
+  uint64_t reaped_nodes;        /* since open */
 
   /* I/O epochs (grace period for freed chunks). */
   uint64_t epoch;
@@ -398,7 +468,10 @@ enum jrec_type {
   JREC_MAP = 5,
   JREC_UNMAP = 6,
   JREC_POOL_OPEN = 7,           /* no state change: marks the pool in use */
+  JREC_VOL_CLONE = 8,           /* a snapshot or clone of another volume */
 };
+
+#define JREC_CLONE_SNAPSHOT 1   /* VOL_CLONE flags: read-only snapshot */
 
 #define JREC_HDR_SIZE 24
 #define JOURNAL_HDR_SIZE 64
@@ -411,10 +484,12 @@ struct jrec {
   enum jrec_type type;
   uint64_t lsn;
   uint64_t vol;                 /* volume id */
-  uint64_t size;                /* VOL_CREATE, VOL_RESIZE */
-  uint64_t time;                /* VOL_CREATE: created; POOL_OPEN */
+  uint64_t src;                 /* VOL_CLONE: the volume cloned */
+  uint64_t size;                /* VOL_CREATE, VOL_RESIZE, VOL_CLONE */
+  uint64_t time;                /* VOL_CREATE, VOL_CLONE: created;
+                                   POOL_OPEN */
   uint64_t lchunk, pchunk, count;   /* MAP; UNMAP uses lchunk, count */
-  uint8_t tier, flags;          /* MAP */
+  uint8_t tier, flags;          /* MAP; VOL_CLONE flags */
   const char *name, *vtype, *attrs;
 };
 
@@ -439,6 +514,11 @@ int journal_replay (struct blockmap_pool *pool, uint64_t *nrecords);
 
 /* ---- apply.c: the single way state changes -------------------------- */
 
+/* A VOL_CREATE made up by checkpoint loading for a snapshot, whose
+ * name is VOLUME@SNAPSHOT (its volume may be gone).  0 or -errno.
+ */
+int state_check_snapshot_entry (struct blockmap_pool *pool,
+                                const struct jrec *r);
 /* Is R applicable to the current state?  0 or -errno. */
 int state_check (struct blockmap_pool *pool, const struct jrec *r);
 /* Apply R (already checked) to the in-memory state.  Used by the
@@ -526,6 +606,14 @@ void extent_map (struct blockmap_volume *vol, uint64_t l, uint64_t n,
 /* Unmap [L, L+N) of VOL, dropping references. */
 void extent_unmap (struct blockmap_volume *vol, uint64_t l, uint64_t n,
                    uint64_t lsn);
+/* Set up VOL's (empty) map so that copying a shared node of it adds
+ * chunk references (rtree.c).
+ */
+void extent_map_init (struct blockmap_volume *vol);
+/* Own every node of VOL's map on the paths to [L, L+N) (rtree.c), so
+ * that chunk reference counts alone tell what is shared.
+ */
+void extent_unshare (struct blockmap_volume *vol, uint64_t l, uint64_t n);
 /* True if any chunk of [L, L+N) is mapped. */
 bool extent_any_mapped (const struct blockmap_volume *vol, uint64_t l,
                         uint64_t n);

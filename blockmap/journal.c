@@ -54,6 +54,16 @@ journal_encode (const unsigned char uuid[16], const struct jrec *r,
     bbuf_put_str (b, r->vtype);
     bbuf_put_str (b, r->attrs ? r->attrs : "");
     break;
+  case JREC_VOL_CLONE:
+    bbuf_put_u64 (b, r->vol);
+    bbuf_put_u64 (b, r->src);
+    bbuf_put_u64 (b, r->size);
+    bbuf_put_u64 (b, r->time);
+    bbuf_put_u8 (b, r->flags);
+    bbuf_put_str (b, r->name);
+    bbuf_put_str (b, r->vtype);
+    bbuf_put_str (b, r->attrs ? r->attrs : "");
+    break;
   case JREC_VOL_DELETE:
     bbuf_put_u64 (b, r->vol);
     break;
@@ -143,6 +153,16 @@ journal_decode (const unsigned char uuid[16], const unsigned char *p,
     r->vol = br_u64 (&br);
     r->size = br_u64 (&br);
     r->time = br_u64 (&br);
+    r->name = br_str (&br, BLOCKMAP_NAME_MAX);
+    r->vtype = br_str (&br, BLOCKMAP_TYPE_MAX);
+    r->attrs = br_str (&br, BLOCKMAP_ATTRS_MAX);
+    break;
+  case JREC_VOL_CLONE:
+    r->vol = br_u64 (&br);
+    r->src = br_u64 (&br);
+    r->size = br_u64 (&br);
+    r->time = br_u64 (&br);
+    r->flags = br_u8 (&br);
     r->name = br_str (&br, BLOCKMAP_NAME_MAX);
     r->vtype = br_str (&br, BLOCKMAP_TYPE_MAX);
     r->attrs = br_str (&br, BLOCKMAP_ATTRS_MAX);

@@ -274,6 +274,7 @@ pool_free (struct blockmap_pool *pool)
   }
   free (pool->by_name);
   free (pool->by_id);
+  free (pool->reap);            /* its nodes go with the slab */
   rslab_free_all (&pool->slab);
   free (pool->hot.pending);
   free (pool->hot.holds);
@@ -646,9 +647,12 @@ blockmap_pool_info (struct blockmap_pool *pool,
   for (size_t i = 0; i < pool->nvols; i++)
     extents += pool->by_id[i]->map.nodes;
   info->extents = extents;
-  /* The maps, and the refcount and free trees derived from them. */
-  info->map_memory = (extents + pool->hot.refs.nodes + pool->hot.free.nodes)
-    * sizeof (struct rnode) + pool->nvols * sizeof (struct blockmap_volume);
+  /* Every node of the maps (shared ones once), the refcount, free and
+   * held trees, and the maps of deleted volumes not yet freed.
+   */
+  info->map_memory = pool->slab.used * sizeof (struct rnode)
+    + pool->nvols * sizeof (struct blockmap_volume);
+  info->reap_pending = pool->nreap;
   info->journal_bytes = pool->journal_size;
   info->pending_chunks = pool->hot.pending_chunks + pool->hot.transit_chunks;
   info->recovered = pool->recovered;

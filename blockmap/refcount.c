@@ -1,7 +1,9 @@
 /* blockmap/refcount.c: how many map entries point at each chunk.
  *
  * The counts live in an rtree of runs keyed by physical chunk, value =
- * count (>= 1); unreferenced chunks are absent.  Without snapshots every
+ * count (>= 1); unreferenced chunks are absent.  A count is the number
+ * of distinct map nodes pointing at the chunk (extent.c): nodes shared
+ * between a volume and its snapshots count once.  Without copies every
  * count is 1 and the tree has about as many runs as there are extents.
  * The counts are never stored: pool open recomputes them from the maps
  * (refcount_compute), and pool check recomputes and compares.
@@ -83,8 +85,8 @@ count_extent (void *opaque, const struct rnode *e)
 void
 refcount_compute (struct blockmap_pool *pool, struct rtree *t)
 {
-  for (size_t i = 0; i < pool->nvols; i++)
-    rtree_walk (&pool->by_id[i]->map, count_extent, t);
+  /* A node shared by a volume and its snapshots counts once. */
+  pool_walk_distinct (pool, count_extent, t);
 }
 
 void

@@ -16,6 +16,19 @@
  * never with the size of the volume.  Nodes are never returned to the
  * system before the pool closes, only to the slab's free list.
  *
+ * Sharing (snapshots, DESIGN invariant 3).  A tree may share whole
+ * subtrees with other trees: rtree_share makes a second tree use the
+ * same root, in O(1), and every node counts how many parents (or tree
+ * roots) point at it (refs).  The trees stay persistent: before any
+ * change, every node from the root down to the one changed is "owned"
+ * -- a node with refs > 1 is first copied, the copy taking a reference
+ * on each child and the original losing one (path copying).  So a
+ * change to one tree costs O(log n) new nodes the first time, and the
+ * other trees never see it.  Copying a node of an extent map means one
+ * more node points at its chunks; the tree tells its owner through
+ * on_copy (extent.c turns that into a chunk reference).  Trees that
+ * never shared (the refcount and free trees) skip all of this.
+ *
  * The recursion is bounded by the AVL height (< 1.45 log2 n).
  */
 #include <errno.h>
@@ -26,10 +39,9 @@
 
 #define BM_SLAB_NODES 1024
 
-static struct rnode *
-node_new (struct rtree *t)
+struct rnode *
+rslab_get (struct rslab *s)
 {
-  struct rslab *s = t->slab;
   struct rnode *n;
 
   if (s->freelist == NULL) {
@@ -51,16 +63,77 @@ node_new (struct rtree *t)
   s->freelist = n->left;
   n->left = n->right = NULL;
   n->height = 1;
-  t->nodes++;
+  n->refs = 1;
+  s->used++;
   return n;
 }
 
+void
+rslab_put (struct rslab *s, struct rnode *n)
+{
+  n->left = s->freelist;
+  n->refs = 0;
+  s->freelist = n;
+  s->used--;
+}
+
+static struct rnode *
+node_new (struct rtree *t)
+{
+  t->nodes++;
+  return rslab_get (t->slab);
+}
+
+/* N must be owned (refs == 1): it leaves the tree for the free list. */
 static void
 node_put (struct rtree *t, struct rnode *n)
 {
-  n->left = t->slab->freelist;
-  t->slab->freelist = n;
+  rslab_put (t->slab, n);
   t->nodes--;
+}
+
+/* N, or a private copy of it if other trees share it.  The caller
+ * stores the result where it found N (so the parent must be owned).
+ */
+static struct rnode *
+own (struct rtree *t, struct rnode *n)
+{
+  struct rnode *c;
+
+  if (n == NULL || n->refs == 1)
+    return n;
+  c = rslab_get (t->slab);
+  *c = *n;
+  c->refs = 1;
+  n->refs--;
+  if (c->left)
+    c->left->refs++;
+  if (c->right)
+    c->right->refs++;
+  if (t->on_copy)
+    t->on_copy (t->copy_opaque, c);
+  return c;
+}
+
+/* The node with key START (which must be in T), owned along with its
+ * whole path from the root.  N is the caller's pointer to it, returned
+ * as is when T has never shared anything.
+ */
+static struct rnode *
+own_node (struct rtree *t, struct rnode *n)
+{
+  struct rnode **link = &t->root;
+
+  if (!t->may_share)
+    return n;
+  while (*link) {
+    struct rnode *x = own (t, *link);
+    *link = x;
+    if (x->start == n->start)
+      return x;
+    link = n->start < x->start ? &x->left : &x->right;
+  }
+  abort ();                     /* N was not in T */
 }
 
 void
@@ -72,6 +145,7 @@ rslab_free_all (struct rslab *slab)
   slab->blocks = NULL;
   slab->nblocks = 0;
   slab->freelist = NULL;
+  slab->used = 0;
 }
 
 void
@@ -82,24 +156,52 @@ rtree_init (struct rtree *t, struct rslab *slab, enum rtree_kind kind)
   t->kind = kind;
   t->nodes = 0;
   t->total = 0;
+  t->may_share = false;
+  t->on_copy = NULL;
+  t->copy_opaque = NULL;
 }
 
+/* Drop one reference to N; free what nobody else holds. */
 static void
-clear_rec (struct rtree *t, struct rnode *n)
+clear_rec (struct rslab *s, struct rnode *n)
 {
-  if (n == NULL)
+  if (n == NULL || --n->refs > 0)
     return;
-  clear_rec (t, n->left);
-  clear_rec (t, n->right);
-  node_put (t, n);
+  clear_rec (s, n->left);
+  clear_rec (s, n->right);
+  n->refs = 1;
+  rslab_put (s, n);
 }
 
 void
 rtree_clear (struct rtree *t)
 {
-  clear_rec (t, t->root);
+  clear_rec (t->slab, t->root);
   t->root = NULL;
+  t->nodes = 0;
   t->total = 0;
+}
+
+void
+rtree_share (struct rtree *dst, struct rtree *src)
+{
+  dst->root = src->root;
+  if (dst->root)
+    dst->root->refs++;
+  dst->nodes = src->nodes;
+  dst->total = src->total;
+  dst->may_share = src->may_share = true;
+}
+
+struct rnode *
+rtree_detach (struct rtree *t)
+{
+  struct rnode *root = t->root;
+
+  t->root = NULL;
+  t->nodes = 0;
+  t->total = 0;
+  return root;
 }
 
 static inline int
@@ -115,10 +217,11 @@ fix_height (struct rnode *n)
   n->height = (hl > hr ? hl : hr) + 1;
 }
 
+/* Rotations and balance: N is owned; the child lifted is owned here. */
 static struct rnode *
-rotate_right (struct rnode *n)
+rotate_right (struct rtree *t, struct rnode *n)
 {
-  struct rnode *l = n->left;
+  struct rnode *l = own (t, n->left);
 
   n->left = l->right;
   l->right = n;
@@ -128,9 +231,9 @@ rotate_right (struct rnode *n)
 }
 
 static struct rnode *
-rotate_left (struct rnode *n)
+rotate_left (struct rtree *t, struct rnode *n)
 {
-  struct rnode *r = n->right;
+  struct rnode *r = own (t, n->right);
 
   n->right = r->left;
   r->left = n;
@@ -140,68 +243,78 @@ rotate_left (struct rnode *n)
 }
 
 static struct rnode *
-balance (struct rnode *n)
+balance (struct rtree *t, struct rnode *n)
 {
   int bf;
 
   fix_height (n);
   bf = height (n->left) - height (n->right);
   if (bf > 1) {
-    if (height (n->left->left) < height (n->left->right))
-      n->left = rotate_left (n->left);
-    return rotate_right (n);
+    if (height (n->left->left) < height (n->left->right)) {
+      n->left = own (t, n->left);
+      n->left = rotate_left (t, n->left);
+    }
+    return rotate_right (t, n);
   }
   if (bf < -1) {
-    if (height (n->right->right) < height (n->right->left))
-      n->right = rotate_right (n->right);
-    return rotate_left (n);
+    if (height (n->right->right) < height (n->right->left)) {
+      n->right = own (t, n->right);
+      n->right = rotate_right (t, n->right);
+    }
+    return rotate_left (t, n);
   }
   return n;
 }
 
 static struct rnode *
-insert_rec (struct rnode *root, struct rnode *n)
+insert_rec (struct rtree *t, struct rnode *root, struct rnode *n)
 {
   if (root == NULL)
     return n;
+  root = own (t, root);
   if (n->start < root->start)
-    root->left = insert_rec (root->left, n);
+    root->left = insert_rec (t, root->left, n);
   else
-    root->right = insert_rec (root->right, n);
-  return balance (root);
+    root->right = insert_rec (t, root->right, n);
+  return balance (t, root);
 }
 
-/* Detach the minimum of the subtree N into *MIN. */
+/* Detach the minimum of the subtree N into *MIN (owned). */
 static struct rnode *
-remove_min (struct rnode *n, struct rnode **min)
+remove_min (struct rtree *t, struct rnode *n, struct rnode **min)
 {
+  n = own (t, n);
   if (n->left == NULL) {
     *min = n;
     return n->right;
   }
-  n->left = remove_min (n->left, min);
-  return balance (n);
+  n->left = remove_min (t, n->left, min);
+  return balance (t, n);
 }
 
-/* Detach the node with key START (it must exist) into *OUT. */
+/* Detach the node with key START (it must exist) into *OUT (owned: its
+ * children's references pass to whatever replaces it).
+ */
 static struct rnode *
-delete_rec (struct rnode *root, uint64_t start, struct rnode **out)
+delete_rec (struct rtree *t, struct rnode *root, uint64_t start,
+            struct rnode **out)
 {
+  root = own (t, root);
   if (start < root->start)
-    root->left = delete_rec (root->left, start, out);
+    root->left = delete_rec (t, root->left, start, out);
   else if (start > root->start)
-    root->right = delete_rec (root->right, start, out);
+    root->right = delete_rec (t, root->right, start, out);
   else {
     struct rnode *l = root->left, *r = root->right, *min;
     *out = root;
     if (r == NULL)
       return l;
-    r = remove_min (r, &min);
+    r = remove_min (t, r, &min);
     min->left = l;
     min->right = r;
-    return balance (min);
+    return balance (t, min);
   }
-  return balance (root);
+  return balance (t, root);
 }
 
 static void
@@ -209,7 +322,7 @@ node_delete (struct rtree *t, struct rnode *n)
 {
   struct rnode *out = NULL;
 
-  t->root = delete_rec (t->root, n->start, &out);
+  t->root = delete_rec (t, t->root, n->start, &out);
   node_put (t, out);
 }
 
@@ -293,6 +406,8 @@ rtree_add_range (struct rtree *t, uint64_t start, uint64_t len,
     next = NULL;
   if (prev && prev->start + prev->len == start &&
       mergeable (t, prev, val, tier, flags)) {
+    /* Owning PREV's path may copy NEXT: only its key is used below. */
+    prev = own_node (t, prev);
     prev->len += len;
     if (next && mergeable (t, prev, next->val, next->tier, next->flags)) {
       prev->len += next->len;
@@ -305,6 +420,7 @@ rtree_add_range (struct rtree *t, uint64_t start, uint64_t len,
                          .tier = tier, .flags = flags };
     if (mergeable (t, &tmp, next->val, next->tier, next->flags)) {
       /* Moving the key down keeps the order: [start, next) was free. */
+      next = own_node (t, next);
       next->start = start;
       next->len += len;
       next->val = val;
@@ -317,7 +433,7 @@ rtree_add_range (struct rtree *t, uint64_t start, uint64_t len,
   n->val = val;
   n->tier = tier;
   n->flags = flags;
-  t->root = insert_rec (t->root, n);
+  t->root = insert_rec (t, t->root, n);
 }
 
 void
@@ -336,6 +452,7 @@ rtree_remove_range (struct rtree *t, uint64_t start, uint64_t len,
     uint64_t nend = n->start + n->len;
     uint64_t shift = t->kind == RT_EXTENT;
 
+    n = own_node (t, n);
     if (n->start < start) {
       uint64_t cut_end = nend < end ? nend : end;
       if (fn)
@@ -353,7 +470,7 @@ rtree_remove_range (struct rtree *t, uint64_t start, uint64_t len,
         tail->val = tval;
         tail->tier = tier;
         tail->flags = flags;
-        t->root = insert_rec (t->root, tail);
+        t->root = insert_rec (t, t->root, tail);
         return;
       }
       n->len = start - n->start;
@@ -378,6 +495,24 @@ rtree_remove_range (struct rtree *t, uint64_t start, uint64_t len,
       node_delete (t, n);
       n = rtree_find_gt (t, key);
     }
+  }
+}
+
+void
+rtree_own_range (struct rtree *t, uint64_t start, uint64_t len)
+{
+  uint64_t end = start + len < start ? UINT64_MAX : start + len;
+  struct rnode *n;
+
+  if (!t->may_share || len == 0)
+    return;
+  n = rtree_find_le (t, start);
+  if (n == NULL || n->start + n->len <= start)
+    n = rtree_find_gt (t, start);
+  while (n && n->start < end) {
+    uint64_t key = n->start;
+    own_node (t, n);
+    n = rtree_find_gt (t, key);
   }
 }
 

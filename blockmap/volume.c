@@ -80,6 +80,124 @@ blockmap_volume_create (struct blockmap_pool *pool, const char *name,
   return state_log (pool, &rec);
 }
 
+/* How long a snapshot waits for the writes in flight on its volume. */
+#define CLONE_DRAIN_TIMEOUT_NS (UINT64_C (10) * 1000 * 1000 * 1000)
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Stop new write requests on VOL and wait for those begun to end.
+ * Pool lock held on entry and exit (dropped while waiting).  Returns 0
+ * (VOL is then frozen: the caller thaws it) or -ETIMEDOUT.
+ */
+static int
+freeze (struct blockmap_pool *pool, struct blockmap_volume *vol)
+{
+  uint64_t deadline = now_ns () + CLONE_DRAIN_TIMEOUT_NS;
+
+  vol->frozen++;
+  while (vol->writers > 0) {
+    struct timespec ts = { .tv_nsec = 100 * 1000 };
+    if (now_ns () > deadline) {
+      vol->frozen--;
+      return -ETIMEDOUT;
+    }
+    pthread_mutex_unlock (&pool->lock);
+    nanosleep (&ts, NULL);
+    pthread_mutex_lock (&pool->lock);
+  }
+  return 0;
+}
+
+int
+blockmap_volume_clone (struct blockmap_pool *pool, const char *src,
+                       const char *name, uint64_t size, const char *type,
+                       const char *attrs, bool snapshot)
+{
+  struct jrec rec = { .type = JREC_VOL_CLONE };
+  struct blockmap_volume *s;
+  bool frozen = false;
+  int r;
+
+  if (name == NULL || src == NULL)
+    return -EINVAL;
+  if (strlen (name) >= BLOCKMAP_NAME_MAX ||
+      (type && strlen (type) >= BLOCKMAP_TYPE_MAX))
+    return -ENAMETOOLONG;
+  if (attrs && strlen (attrs) >= BLOCKMAP_ATTRS_MAX)
+    return -E2BIG;
+
+  LOCK_FOR_SCOPE (&pool->lock);
+  s = pool_find_volume (pool, src);
+  if (s == NULL)
+    return -ENOENT;
+  rec.src = s->id;
+  rec.name = name;
+  rec.size = size ? size : s->size;
+  rec.vtype = type ? type : s->type;
+  rec.attrs = attrs ? attrs : "";
+  rec.time = time (NULL);
+  rec.flags = snapshot ? JREC_CLONE_SNAPSHOT : 0;
+  rec.vol = pool->next_vol_id;
+  /* Refuse bad requests before making any writer wait. */
+  if ((r = state_check (pool, &rec)) < 0)
+    return r;
+  if (!s->readonly) {
+    /* A snapshot holds every write completed before it and none after:
+     * a write in flight could still land in a chunk about to be shared.
+     */
+    s->open_count++;            /* S stays allocated while we wait */
+    r = freeze (pool, s);
+    s->open_count--;
+    if (s->deleted) {
+      if (r == 0)
+        s->frozen--;
+      if (s->open_count == 0)
+        volume_destroy (s);
+      return -ENOENT;
+    }
+    if (r < 0)
+      return r;
+    frozen = true;
+    rec.vol = pool->next_vol_id;
+    rec.size = size ? size : s->size;   /* may have grown meanwhile */
+  }
+  r = state_log (pool, &rec);
+  if (frozen)
+    s->frozen--;
+  return r;
+}
+
+int
+blockmap_write_begin (struct blockmap_volume *vol)
+{
+  LOCK_FOR_SCOPE (&vol->pool->lock);
+
+  if (vol->deleted)
+    return -ESHUTDOWN;
+  if (vol->readonly)
+    return -EROFS;
+  if (vol->frozen)
+    return -EAGAIN;
+  vol->writers++;
+  return 0;
+}
+
+void
+blockmap_write_end (struct blockmap_volume *vol)
+{
+  LOCK_FOR_SCOPE (&vol->pool->lock);
+
+  if (vol->writers > 0)
+    vol->writers--;
+}
+
 int
 blockmap_volume_delete (struct blockmap_pool *pool, const char *name,
                         bool force)
@@ -87,13 +205,18 @@ blockmap_volume_delete (struct blockmap_pool *pool, const char *name,
   LOCK_FOR_SCOPE (&pool->lock);
   struct blockmap_volume *vol = pool_find_volume (pool, name);
   struct jrec rec = { .type = JREC_VOL_DELETE };
+  int r;
 
   if (vol == NULL)
     return -ENOENT;
   if (vol->open_count > 0 && !force)
     return -EBUSY;
   rec.vol = vol->id;
-  return state_log (pool, &rec);
+  if ((r = state_log (pool, &rec)) < 0)
+    return r;
+  /* A small map is gone at once; a large one is left to the reaper. */
+  reap_step (pool, BM_REAP_BATCH);
+  return 0;
 }
 
 int
@@ -151,6 +274,8 @@ fill_info (const struct blockmap_volume *vol,
   info->extents = vol->map.nodes;
   info->created = vol->created;
   info->open_count = vol->open_count;
+  info->readonly = vol->readonly;
+  info->origin = vol->origin;
 }
 
 int

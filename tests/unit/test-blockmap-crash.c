@@ -39,7 +39,7 @@
 
 #define BLK 4096
 #define SECT 512
-#define MAXVOLS 12
+#define MAXVOLS 16
 #define MAXBLKS ((int) (2 * MiB / BLK)) /* largest volume */
 #define BPC ((int) (CS / BLK))          /* blocks per chunk */
 #define MAXC 48                         /* candidate values per block */
@@ -131,8 +131,9 @@ cand_collapse (struct cands *c)
 }
 
 struct mvol {
-  char name[32];
+  char name[BLOCKMAP_NAME_MAX];
   bool used;                    /* this slot was ever created */
+  bool readonly;                /* a snapshot */
   struct cands exists;          /* 0 / 1 */
   struct cands size;
   struct cands blk[MAXBLKS];
@@ -259,6 +260,88 @@ model_unmap (struct mvol *mv, uint64_t c0, uint64_t nc)
   }
 }
 
+/* Percent of steps that take a snapshot or a clone (0: the workloads
+ * from before snapshots, unchanged).
+ */
+static int snap_pct;
+static int snaps_taken, clones_taken;   /* by the last run */
+
+/* Volumes I and J now share chunks, and so does everything either
+ * already shared with.
+ */
+static void
+model_share (struct model *m, int i, int j)
+{
+  for (int k = 0; k < m->nvols; k++)
+    if (k == i || m->shared[i][k]) {
+      m->shared[j][k] = m->shared[k][j] = true;
+      for (int l = 0; l < m->nvols; l++)
+        if (m->shared[j][l])
+          m->shared[k][l] = m->shared[l][k] = true;
+    }
+}
+
+/* Snapshot (read-only, "SRC@sN") or clone (writable, maybe larger) of
+ * volume I.  False once the crash has happened.
+ */
+static bool
+snapshot_step (struct run *r, int i, bool snapshot)
+{
+  struct model *m = &r->m;
+  struct mvol *mv = &m->vol[i], *nv;
+  uint64_t size = mv->size.cur;
+  int e, j;
+
+  if (m->nvols == MAXVOLS || (snapshot && mv->readonly))
+    return true;
+  j = m->nvols;
+  nv = &m->vol[j];
+  if (snapshot) {
+    char base[32];
+    snprintf (base, sizeof base, "%.20s", mv->name);
+    snprintf (nv->name, sizeof nv->name, "%s@s%d", base, j);
+  }
+  else {
+    snprintf (nv->name, sizeof nv->name, "vol%d", j);
+    if (mrand (m) & 1 && size + CS <= MAXBLKS * BLK)
+      size += CS * (1 + mrand (m) % 2);
+    if (size > MAXBLKS * BLK)
+      size = MAXBLKS * BLK;
+  }
+  e = blockmap_volume_clone (r->pool, mv->name, nv->name,
+                             snapshot ? 0 : size, NULL, NULL, snapshot);
+  if (e < 0) {
+    assert_true (crash_io_crashed ());
+    return false;
+  }
+  m->nvols++;
+  if (snapshot)
+    snaps_taken++;
+  else
+    clones_taken++;
+  nv->used = true;
+  nv->readonly = snapshot;
+  cand_set (&nv->exists, 0);
+  cand_set (&nv->exists, 1);
+  cand_set (&nv->size, size);
+  for (int b = 0; b < MAXBLKS; b++) {
+    if ((uint64_t) b * BLK < mv->size.cur) {
+      nv->blk[b] = mv->blk[b];
+      /* The copy holds what the volume has now, once durable; before
+       * then it does not exist, so older values do not matter.
+       */
+      cand_collapse (&nv->blk[b]);
+      cand_set (&nv->blk[b], mv->blk[b].cur);
+    }
+    else
+      cand_set (&nv->blk[b], 0);
+  }
+  for (int c = 0; c < MAXBLKS / BPC; c++)
+    nv->mapped[c] = (uint64_t) c * CS < mv->size.cur && mv->mapped[c];
+  model_share (m, i, j);
+  return true;
+}
+
 static int
 pick_live (struct run *r)
 {
@@ -279,6 +362,10 @@ step (struct run *r)
   struct mvol *mv = i >= 0 ? &m->vol[i] : NULL;
   uint64_t chunks = mv ? mv->size.cur / CS : 0;
 
+  if (snap_pct > 0 && i >= 0 && mrand (m) % 100 < (uint64_t) snap_pct)
+    return snapshot_step (r, i, mrand (m) % 3 != 0);
+  if (mv && mv->readonly && what >= 12 && what < 90)
+    return true;                /* snapshots are only read or deleted */
   if (i < 0 || (what < 8 && m->nvols < MAXVOLS)) {
     struct mvol *nv;
     uint64_t size;
@@ -352,6 +439,8 @@ step (struct run *r)
     if (j == i)
       return true;
     dv = &m->vol[j];
+    if (dv->readonly)
+      return true;
     cj = dv->size.cur / CS;
     c0 = mrand (m) % (chunks < cj ? chunks : cj);
     nc = 1 + mrand (m) % 3;
@@ -370,13 +459,7 @@ step (struct run *r)
         dv->blk[k].cur = now;
       }
     }
-    for (int k = 0; k < m->nvols; k++)
-      if (k == i || m->shared[i][k]) {
-        m->shared[j][k] = m->shared[k][j] = true;
-        for (int l = 0; l < m->nvols; l++)
-          if (m->shared[j][l])
-            m->shared[k][l] = m->shared[l][k] = true;
-      }
+    model_share (m, i, j);
     if (e < 0) {
       assert_true (crash_io_crashed ());
       return false;
@@ -563,6 +646,7 @@ run_once (uint64_t crash_at, enum crash_mode mode, uint64_t seed,
   cfg.dir = r->path;
 
   quiet (true);
+  snaps_taken = clones_taken = 0;
   crash_io_start (&cfg);
   inited = blockmap_pool_init (r->path, &o) == 0;
   if (crash_at == 0)
@@ -608,7 +692,8 @@ run_once (uint64_t crash_at, enum crash_mode mode, uint64_t seed,
     for (int i = 0; i < m->nvols; i++) {
       struct blockmap_volume *v;
       struct blockmap_run ru[4];
-      if (blockmap_volume_open (r->pool, m->vol[i].name, &v) < 0)
+      if (m->vol[i].readonly ||
+          blockmap_volume_open (r->pool, m->vol[i].name, &v) < 0)
         continue;
       FAIL_IF (blockmap_write_prepare (v, 0, CS, ru, 4) < 1,
                "cannot write to %s after recovery", m->vol[i].name);
@@ -723,6 +808,48 @@ test_a_crash_during_recovery_loses_nothing_either (void **state)
   assert_true (tried > total);
 }
 
+/* Snapshots and clones in the workload: taken, written around (the
+ * volume copies each shared chunk it writes), deleted in any order;
+ * every snapshot still reads what its volume held when it was taken.
+ */
+static void
+test_a_crash_at_any_sync_point_with_snapshots_and_clones (void **state)
+{
+  (void) state;
+  snap_pct = 10;
+  for (uint64_t w = 11; w <= 12; w++) {
+    run_once (0, CRASH_DROP, 1, w);
+    printf ("workload %" PRIu64 ": %d snapshots, %d clones\n", w,
+            snaps_taken, clones_taken);
+    assert_true (snaps_taken >= 3 && clones_taken >= 1);
+    crash_everywhere (w, 3 - (int) (w - 10), 0, 0);
+  }
+  snap_pct = 0;
+}
+
+static void
+test_a_crash_during_recovery_with_snapshots (void **state)
+{
+  uint64_t total, tried = 0;
+
+  (void) state;
+  snap_pct = 10;
+  total = run_once (0, CRASH_DROP, 1, 13);
+  for (uint64_t n = init_syncs + 1; n <= total; n += 3) {
+    recovery_crash_at = 0;
+    run_once (n, CRASH_TEAR, n, 13);
+    for (uint64_t k = 1, rs = recovery_syncs; k <= rs; k++) {
+      recovery_crash_at = k;
+      run_once (n, CRASH_TEAR, n, 13);
+      tried++;
+    }
+  }
+  recovery_crash_at = 0;
+  snap_pct = 0;
+  printf ("workload 13: %" PRIu64 " crashes during recovery tried\n", tried);
+  assert_true (tried > 0);
+}
+
 /* A soak: CRASH_WORKLOADS=N runs N more workloads (seeds 100..),
  * one seed per random mode.  Skipped by default.
  */
@@ -748,6 +875,8 @@ main (void)
     cmocka_unit_test (test_a_crash_at_any_sync_point_loses_nothing_durable),
     cmocka_unit_test (test_a_crash_at_any_sync_point_of_another_workload),
     cmocka_unit_test (test_a_crash_during_recovery_loses_nothing_either),
+    cmocka_unit_test (test_a_crash_at_any_sync_point_with_snapshots_and_clones),
+    cmocka_unit_test (test_a_crash_during_recovery_with_snapshots),
     cmocka_unit_test (test_more_workloads_when_asked),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
