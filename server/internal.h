@@ -504,6 +504,8 @@ struct req {
 
   uint64_t token;               /* blockmap_io_begin */
   bool io_active;
+  bool writing;                 /* blockmap_write_begin held */
+  bool wait_write;              /* parked: a snapshot is being taken */
   unsigned pending;             /* segs in the ring */
   uint64_t pos, end;            /* the current range's progress */
   uint64_t ranges[2][2];        /* [start, end) still to do */

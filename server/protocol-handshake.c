@@ -166,7 +166,8 @@ type_rotational (const char *type)
 
 /* Switch C to transmission on export NAME.  Returns 0 or -errno. */
 static int
-enter_transmission (struct conn *c, const char *name, bool rotational)
+enter_transmission (struct conn *c, const char *name, bool rotational,
+                    bool read_only)
 {
   struct blockmap_volume *vol;
   int r;
@@ -180,7 +181,7 @@ enter_transmission (struct conn *c, const char *name, bool rotational)
     return -ENOMEM;
   }
   c->vol = vol;
-  c->eflags = proto_export_flags (c->structured, rotational, false);
+  c->eflags = proto_export_flags (c->structured, rotational, read_only);
   if (c->meta_allocation &&
       (c->meta_export == NULL || strcmp (c->meta_export, name) != 0))
     c->meta_allocation = false; /* negotiated for another export */
@@ -204,7 +205,8 @@ opt_export_name (struct conn *c, const char *data, uint32_t len)
 
   r = find_export (data, len, name, &info);
   if (r == 0)
-    r = enter_transmission (c, name, type_rotational (info.type));
+    r = enter_transmission (c, name, type_rotational (info.type),
+                            info.readonly);
   if (r < 0) {
     /* This option has no error reply: all we can do is hang up. */
     log_debug (DBG_PROTO, "conn %" PRIu64 ": NBD_OPT_EXPORT_NAME '%.*s': "
@@ -288,7 +290,7 @@ opt_info_go (struct conn *c, uint32_t option, const char *data, uint32_t len)
                         (int) (rnamelen > 128 ? 128 : rnamelen), rname);
   }
   rotational = type_rotational (info.type);
-  flags = proto_export_flags (c->structured, rotational, false);
+  flags = proto_export_flags (c->structured, rotational, info.readonly);
 
   ie.type = htobe16 (NBD_INFO_EXPORT);
   ie.size = htobe64 (info.size);
@@ -326,7 +328,7 @@ opt_info_go (struct conn *c, uint32_t option, const char *data, uint32_t len)
   if (r < 0)
     return r;
   if (option == NBD_OPT_GO) {
-    r = enter_transmission (c, name, rotational);
+    r = enter_transmission (c, name, rotational, info.readonly);
     if (r < 0)
       return reply_error (c, option, NBD_REP_ERR_UNKNOWN,
                           "volume '%s' cannot be opened: %s",

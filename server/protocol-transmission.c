@@ -260,6 +260,8 @@ req_free (struct req *req)
   qos_complete (req);           /* metrics: latency, bytes, errors */
   if (req->io_active)
     blockmap_io_end (server.pool, req->token);
+  if (req->writing)
+    blockmap_write_end (c->vol);
   if (req->buf) {
     bufpool_put (loop, req->buf, req->bufcap);
     conn_account_bytes (c, -(ssize_t) req->bufcap);
@@ -864,9 +866,21 @@ req_step (struct req *req)
   req_io_finished (req);
 }
 
+static void proto_start (struct req *req);
+
 void
 proto_retry_parked (struct req *req)
 {
+  if (req->wait_write) {        /* not started: a snapshot was being taken */
+    req->wait_write = false;
+    if (req->conn->state == CONN_CLOSING) {
+      req->error = -ESHUTDOWN;
+      req_io_finished (req);
+    }
+    else
+      proto_start (req);
+    return;
+  }
   if (req->conn->state == CONN_CLOSING && req->type != NBD_CMD_WRITE) {
     req_io_finished (req);
     return;
@@ -880,6 +894,10 @@ req_io_finished (struct req *req)
   if (req->io_active) {
     blockmap_io_end (server.pool, req->token);
     req->io_active = false;
+  }
+  if (req->writing) {
+    blockmap_write_end (req->conn->vol);
+    req->writing = false;
   }
   if (req->error)
     reply_error (req, req->error, req->errmsg);
@@ -1021,13 +1039,37 @@ do_block_status (struct req *req)
 void
 proto_execute (struct req *req)
 {
-  const bool io = req->type != NBD_CMD_FLUSH && req->type != NBD_CMD_CACHE;
-
   if (req->qos.vol == NULL && qos_admit (req))
     return;                     /* waits for its budget; qos.c calls again */
   log_debug (DBG_PROTO, "conn %" PRIu64 ": %s %" PRIu64 "+%" PRIu32
              " flags 0x%x", req->conn->id, cmd_name (req->type),
              req->offset, req->length, req->flags);
+  proto_start (req);
+}
+
+/* Past admission: begin the request's I/O. */
+static void
+proto_start (struct req *req)
+{
+  const bool io = req->type != NBD_CMD_FLUSH && req->type != NBD_CMD_CACHE;
+
+  if (req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM ||
+      req->type == NBD_CMD_WRITE_ZEROES) {
+    /* A snapshot of the volume being taken holds new writes off. */
+    int r = blockmap_write_begin (req->conn->vol);
+    if (r == -EAGAIN) {
+      req->wait_write = true;
+      loop_park (req->conn->loop, req);
+      return;
+    }
+    if (r < 0) {
+      req->error = r;
+      req->errmsg = r == -EROFS ? "a snapshot is read-only" : NULL;
+      req_io_finished (req);
+      return;
+    }
+    req->writing = true;
+  }
   if (io) {
     req->token = blockmap_io_begin (server.pool);
     req->io_active = true;
