@@ -111,8 +111,8 @@ q (const char *s)
   return b;
 }
 
-static const char *
-size_str (uint64_t bytes)
+const char *
+admin_size_str (uint64_t bytes)
 {
   static _Thread_local char bufs[4][32];
   static _Thread_local unsigned next;
@@ -136,20 +136,13 @@ tier_name (enum blockmap_tier t)
 
 /* ---- Arguments -------------------------------------------------------- */
 
-struct admin_req {
-  struct blockmap_pool *pool;   /* borrowed */
-  const struct config *cfg;     /* borrowed */
-  const char *op;
-  json_t *args;                 /* borrowed from the request; an object */
-  struct admin_err *e;
-};
 
 /* Refuse arguments the op does not know: a newer client's option that
  * an older daemon would ignore silently is worse than a refusal.
  * ALLOWED is a NULL-terminated list.
  */
-static int
-check_args (struct admin_req *r, const char *const *allowed)
+int
+admin_check_args (struct admin_req *r, const char *const *allowed)
 {
   const char *key;
   json_t *v;
@@ -175,8 +168,9 @@ check_args (struct admin_req *r, const char *const *allowed)
   return 0;
 }
 
-static int
-arg_string (struct admin_req *r, const char *key, bool required, const char **out)
+int
+admin_arg_string (struct admin_req *r, const char *key, bool required,
+                  const char **out)
 {
   json_t *v = json_object_get (r->args, key);
 
@@ -197,8 +191,8 @@ arg_string (struct admin_req *r, const char *key, bool required, const char **ou
   return 0;
 }
 
-static int
-arg_bool (struct admin_req *r, const char *key, bool *out)
+int
+admin_arg_bool (struct admin_req *r, const char *key, bool *out)
 {
   json_t *v = json_object_get (r->args, key);
 
@@ -213,8 +207,8 @@ arg_bool (struct admin_req *r, const char *key, bool *out)
 }
 
 /* A volume size: a positive multiple of 4096 within VOLUME_SIZE_MAX. */
-static int
-arg_size (struct admin_req *r, const char *key, uint64_t *out)
+int
+admin_arg_size (struct admin_req *r, const char *key, uint64_t *out)
 {
   json_t *v = json_object_get (r->args, key);
   json_int_t n;
@@ -232,13 +226,13 @@ arg_size (struct admin_req *r, const char *key, uint64_t *out)
   if ((uint64_t) n > VOLUME_SIZE_MAX)
     return admin_errorf (r->e, EINVAL, "%s %" JSON_INTEGER_FORMAT " exceeds "
                          "the largest volume size, %" PRIu64 " (%s)", key,
-                         n, VOLUME_SIZE_MAX, size_str (VOLUME_SIZE_MAX));
+                         n, VOLUME_SIZE_MAX, admin_size_str (VOLUME_SIZE_MAX));
   *out = n;
   return 0;
 }
 
-static int
-check_name (struct admin_req *r, const char *name)
+int
+admin_check_name (struct admin_req *r, const char *name)
 {
   if (blockmap_name_valid (name) < 0)
     return admin_errorf (r->e, EINVAL, "volume name '%s' is not valid: "
@@ -277,21 +271,27 @@ label_value_valid (const char *v, size_t len)
 /* Argument 'labels': an object of label keys to string values.  Stores
  * a borrowed reference in *OUT (NULL when absent).
  */
-static int
-arg_labels (struct admin_req *r, json_t **out)
+int
+admin_arg_labels (struct admin_req *r, json_t **out)
 {
-  json_t *v = json_object_get (r->args, "labels"), *val;
+  return admin_arg_tags (r, "labels", out);
+}
+
+int
+admin_arg_tags (struct admin_req *r, const char *what, json_t **out)
+{
+  json_t *v = json_object_get (r->args, what), *val;
   const char *key;
 
   *out = NULL;
   if (v == NULL || json_is_null (v))
     return 0;
   if (!json_is_object (v))
-    return admin_errorf (r->e, EINVAL, "argument 'labels' must be an "
-                         "object of label keys to string values");
+    return admin_errorf (r->e, EINVAL, "argument '%s' must be an "
+                         "object of keys to string values", what);
   if (json_object_size (v) > LABELS_MAX)
-    return admin_errorf (r->e, EINVAL, "%zu labels are too many; a volume "
-                         "has at most %d", json_object_size (v), LABELS_MAX);
+    return admin_errorf (r->e, EINVAL, "%zu %s are too many; at most %d",
+                         json_object_size (v), what, LABELS_MAX);
   json_object_foreach (v, key, val) {
     if (!label_key_valid (key))
       return admin_errorf (r->e, EINVAL, "label key '%s' must be 1 to %d "
@@ -327,8 +327,8 @@ labels_from_attrs (const char *attrs)
 
 static const struct config *json_cfg;   /* for volume_json's budget */
 
-static json_t *
-volume_json (const struct blockmap_volume_info *vi)
+json_t *
+admin_volume_json (const struct blockmap_volume_info *vi)
 {
   struct qos_budget b;
 
@@ -362,8 +362,8 @@ lookup (struct admin_req *r, const char *name, struct blockmap_volume_info *vi)
 }
 
 /* Make the change just made durable.  WHAT names it for the message. */
-static int
-sync_pool (struct admin_req *r, const char *what)
+int
+admin_sync_pool (struct admin_req *r, const char *what)
 {
   int err = blockmap_pool_sync (r->pool);
 
@@ -379,8 +379,8 @@ sync_pool (struct admin_req *r, const char *what)
 /* ---- Budgets and attrs ------------------------------------------------ */
 
 /* Optional argument KEY: a positive integer at most MAX (0 if absent). */
-static int
-arg_count (struct admin_req *r, const char *key, uint64_t max,
+int
+admin_arg_count (struct admin_req *r, const char *key, uint64_t max,
            uint64_t *out)
 {
   json_t *v = json_object_get (r->args, key);
@@ -399,8 +399,8 @@ arg_count (struct admin_req *r, const char *key, uint64_t max,
   return 0;
 }
 
-static const struct volume_type *
-find_type (struct admin_req *r, const char *type)
+const struct volume_type *
+admin_find_type (struct admin_req *r, const char *type)
 {
   const struct volume_type *t = config_find_type (r->cfg, type);
 
@@ -445,7 +445,7 @@ check_provision (struct admin_req *r, const struct volume_type *t,
                              PRIu64 " IOPS per GiB of volume type '%s': a "
                              "volume of %s may provision up to %" PRIu64
                              " IOPS", iops, t->iops_per_gib, t->name,
-                             size_str (size), cap > t->iops ? cap : t->iops);
+                             admin_size_str (size), cap > t->iops ? cap : t->iops);
     }
   }
   if (tput) {
@@ -466,8 +466,8 @@ check_provision (struct admin_req *r, const struct volume_type *t,
 /* ATTRS (JSON text, may be empty) with KEY set to VAL (stolen; NULL or
  * an empty object: KEY removed), as new JSON text in *OUT.
  */
-static int
-attrs_with (struct admin_req *r, const char *attrs, const char *key,
+int
+admin_attrs_with (struct admin_req *r, const char *attrs, const char *key,
             json_t *val, char **out)
 {
   json_t *root = attrs && attrs[0] ? json_loads (attrs, 0, NULL) : NULL;
@@ -522,8 +522,8 @@ provisioned (const char *attrs, uint64_t *iops, uint64_t *tput)
 }
 
 /* Tell qos.c about the volume as it is now. */
-static void
-qos_refresh (struct admin_req *r, const char *name)
+void
+admin_qos_refresh (struct admin_req *r, const char *name)
 {
   struct blockmap_volume_info vi;
 
@@ -542,7 +542,7 @@ op_pool_status (struct admin_req *r, json_t **result)
   struct blockmap_pool_info pi;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0)
     return err;
   blockmap_pool_info (r->pool, &pi);
   *result = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
@@ -577,7 +577,7 @@ op_pool_check (struct admin_req *r, json_t **result)
   json_t *problems;
   int n, err;
 
-  if ((err = check_args (r, allowed)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0)
     return err;
   problems = json_array ();
   n = blockmap_pool_check (r->pool, collect_problem, problems);
@@ -606,18 +606,21 @@ op_volume_create (struct admin_req *r, json_t **result)
   uint64_t size, iops, tput;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
-      || (err = arg_size (r, "size", &size)) < 0
-      || (err = arg_string (r, "type", false, &type)) < 0
-      || (err = arg_labels (r, &labels)) < 0
-      || (err = arg_count (r, "iops", UINT32_MAX, &iops)) < 0
-      || (err = arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0)
+  if (json_object_get (r->args, "from_snapshot"))
+    return admin_volume_from_snapshot (r, result);
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
+      || (err = admin_check_no_orphans (r, name)) < 0
+      || (err = admin_arg_size (r, "size", &size)) < 0
+      || (err = admin_arg_string (r, "type", false, &type)) < 0
+      || (err = admin_arg_labels (r, &labels)) < 0
+      || (err = admin_arg_count (r, "iops", UINT32_MAX, &iops)) < 0
+      || (err = admin_arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0)
     return err;
   if (type == NULL)
     type = "ssd";
-  if ((t = find_type (r, type)) == NULL)
+  if ((t = admin_find_type (r, type)) == NULL)
     return -EINVAL;
   if ((err = check_provision (r, t, size, iops, tput)) < 0)
     return err;
@@ -653,22 +656,22 @@ op_volume_create (struct admin_req *r, json_t **result)
                          strerror (-err));
   }
   snprintf (what, sizeof what, "volume '%s' was created", name);
-  if ((err = sync_pool (r, what)) < 0)
+  if ((err = admin_sync_pool (r, what)) < 0)
     return err;
   log_info ("admin: created volume '%s' (%s, type %s)", name,
-            size_str (size), type);
+            admin_size_str (size), type);
   if ((err = lookup (r, name, &vi)) < 0)
     return err;
-  qos_refresh (r, name);
+  admin_qos_refresh (r, name);
   {
     struct qos_budget b;
 
     qos_budget_of (t, vi.attrs, &b);
     events_emit ("volume.created", name, "created: %s, type %s, %" PRIu64
-                 " IOPS, %" PRIu64 " B/s", size_str (size), type, b.iops,
+                 " IOPS, %" PRIu64 " B/s", admin_size_str (size), type, b.iops,
                  b.throughput);
   }
-  *result = volume_json (&vi);
+  *result = admin_volume_json (&vi);
   return 0;
 }
 
@@ -681,9 +684,12 @@ static int
 list_one (void *opaque, const struct blockmap_volume_info *vi)
 {
   struct list_ctx *ctx = opaque;
-  json_t *v = volume_json (vi), *labels, *want;
+  json_t *v, *labels, *want;
   const char *key;
 
+  if (vi->readonly)
+    return 0;                   /* a snapshot: snapshot.list has them */
+  v = admin_volume_json (vi);
   if (v == NULL)
     return -ENOMEM;
   labels = json_object_get (v, "labels");
@@ -704,8 +710,8 @@ op_volume_list (struct admin_req *r, json_t **result)
   struct list_ctx ctx;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_labels (r, &ctx.filter)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_labels (r, &ctx.filter)) < 0)
     return err;
   ctx.volumes = json_array ();
   err = blockmap_volume_foreach (r->pool, list_one, &ctx);
@@ -726,12 +732,12 @@ op_volume_show (struct admin_req *r, json_t **result)
   const char *name;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
       || (err = lookup (r, name, &vi)) < 0)
     return err;
-  *result = volume_json (&vi);
+  *result = admin_volume_json (&vi);
   return 0;
 }
 
@@ -746,21 +752,21 @@ op_volume_resize (struct admin_req *r, json_t **result)
   bool force;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
-      || (err = arg_size (r, "size", &size)) < 0
-      || (err = arg_bool (r, "force", &force)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
+      || (err = admin_arg_size (r, "size", &size)) < 0
+      || (err = admin_arg_bool (r, "force", &force)) < 0
       || (err = lookup (r, name, &vi)) < 0)
     return err;
   if (size == vi.size) {
-    *result = volume_json (&vi);
+    *result = admin_volume_json (&vi);
     return 0;
   }
   if (size < vi.size && !force)
     return admin_errorf (r->e, EPERM, "shrinking volume '%s' from %s to %s "
                          "discards its end; use force to shrink it",
-                         name, size_str (vi.size), size_str (size));
+                         name, admin_size_str (vi.size), admin_size_str (size));
 
   err = blockmap_volume_resize (r->pool, name, size, force);
   switch (err) {
@@ -773,21 +779,21 @@ op_volume_resize (struct admin_req *r, json_t **result)
   case -ENOTEMPTY:
     return admin_errorf (r->e, ENOTEMPTY, "shrinking volume '%s' to %s "
                          "would cut data written beyond that size; trim "
-                         "it first", name, size_str (size));
+                         "it first", name, admin_size_str (size));
   default:
     return admin_errorf (r->e, -err, "cannot resize volume '%s': %s", name,
                          strerror (-err));
   }
   snprintf (what, sizeof what, "volume '%s' was resized", name);
-  if ((err = sync_pool (r, what)) < 0)
+  if ((err = admin_sync_pool (r, what)) < 0)
     return err;
   log_info ("admin: resized volume '%s' from %s to %s", name,
-            size_str (vi.size), size_str (size));
+            admin_size_str (vi.size), admin_size_str (size));
   events_emit ("volume.resized", name, "resized from %s to %s",
-               size_str (vi.size), size_str (size));
+               admin_size_str (vi.size), admin_size_str (size));
   if ((err = lookup (r, name, &vi)) < 0)
     return err;
-  *result = volume_json (&vi);
+  *result = admin_volume_json (&vi);
   return 0;
 }
 
@@ -801,10 +807,10 @@ op_volume_delete (struct admin_req *r, json_t **result)
   bool force;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
-      || (err = arg_bool (r, "force", &force)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
+      || (err = admin_arg_bool (r, "force", &force)) < 0
       || (err = lookup (r, name, &vi)) < 0)
     return err;
   if (vi.open_count > 0 && !force)
@@ -826,7 +832,7 @@ op_volume_delete (struct admin_req *r, json_t **result)
                          strerror (-err));
   }
   snprintf (what, sizeof what, "volume '%s' was deleted", name);
-  if ((err = sync_pool (r, what)) < 0)
+  if ((err = admin_sync_pool (r, what)) < 0)
     return err;
   log_info ("admin: deleted volume '%s'%s", name,
             vi.open_count > 0 ? " (forced, clients were attached)" : "");
@@ -845,7 +851,7 @@ op_type_list (struct admin_req *r, json_t **result)
   size_t i;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0)
     return err;
   types = json_array ();
   for (i = 0; i < r->cfg->ntypes; i++) {
@@ -882,18 +888,18 @@ op_volume_modify (struct admin_req *r, json_t **result)
   char what[200];
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
-      || (err = arg_string (r, "type", false, &type)) < 0
-      || (err = arg_count (r, "iops", UINT32_MAX, &iops)) < 0
-      || (err = arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
+      || (err = admin_arg_string (r, "type", false, &type)) < 0
+      || (err = admin_arg_count (r, "iops", UINT32_MAX, &iops)) < 0
+      || (err = admin_arg_count (r, "throughput", UINT64_C (1) << 50, &tput)) < 0
       || (err = lookup (r, name, &vi)) < 0)
     return err;
   if (type == NULL && iops == 0 && tput == 0)
     return admin_errorf (r->e, EINVAL, "volume.modify needs at least one "
                          "of 'type', 'iops' and 'throughput'");
-  if ((t = find_type (r, type ? type : vi.type)) == NULL)
+  if ((t = admin_find_type (r, type ? type : vi.type)) == NULL)
     return -EINVAL;
   qos_budget_of (config_find_type (r->cfg, vi.type), vi.attrs, &before);
   /* What is not given stays as provisioned, and must fit the new type. */
@@ -904,7 +910,7 @@ op_volume_modify (struct admin_req *r, json_t **result)
     tput = old_tput;
   if ((err = check_provision (r, t, vi.size, iops, tput)) < 0)
     return err;
-  if ((err = attrs_with (r, vi.attrs, "qos", qos_attrs (iops, tput),
+  if ((err = admin_attrs_with (r, vi.attrs, "qos", qos_attrs (iops, tput),
                          &attrs)) < 0)
     return err;
   err = blockmap_volume_set_attrs (r->pool, name, type, attrs);
@@ -914,11 +920,11 @@ op_volume_modify (struct admin_req *r, json_t **result)
     return admin_errorf (r->e, -err, "cannot modify volume '%s': %s", name,
                          strerror (-err));
   snprintf (what, sizeof what, "volume '%s' was modified", name);
-  if ((err = sync_pool (r, what)) < 0)
+  if ((err = admin_sync_pool (r, what)) < 0)
     return err;
   if ((err = lookup (r, name, &vi)) < 0)
     return err;
-  qos_refresh (r, name);
+  admin_qos_refresh (r, name);
   qos_budget_of (t, vi.attrs, &after);
   log_info ("admin: modified volume '%s': type %s, %" PRIu64 " IOPS, %"
             PRIu64 " B/s", name, vi.type, after.iops, after.throughput);
@@ -926,7 +932,7 @@ op_volume_modify (struct admin_req *r, json_t **result)
                PRIu64 " B/s (was %" PRIu64 " IOPS, %" PRIu64 " B/s)",
                vi.type, after.iops, after.throughput, before.iops,
                before.throughput);
-  *result = volume_json (&vi);
+  *result = admin_volume_json (&vi);
   return 0;
 }
 
@@ -990,7 +996,7 @@ snapshot (struct admin_req *r, const char *name, struct qos_snapshot **out)
   if (s == NULL)
     return admin_errorf (r->e, ENOMEM, "out of memory");
   if (qos_volume_snapshot (name, s) == -ENOENT) {
-    qos_refresh (r, name);
+    admin_qos_refresh (r, name);
     if (qos_volume_snapshot (name, s) < 0) {
       free (s);
       return admin_errorf (r->e, ENOENT, "volume '%s' does not exist",
@@ -1011,14 +1017,14 @@ op_volume_status (struct admin_req *r, json_t **result)
   const char *name;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
       || (err = lookup (r, name, &vi)) < 0
       || (err = snapshot (r, name, &s)) < 0)
     return err;
   t = config_find_type (r->cfg, vi.type);
-  *result = volume_json (&vi);
+  *result = admin_volume_json (&vi);
   if (*result == NULL)
     return 0;
   json_object_set_new (*result, "budget", json_pack (
@@ -1044,9 +1050,9 @@ op_metrics_volume (struct admin_req *r, json_t **result)
   const char *name;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
       || (err = snapshot (r, name, &s)) < 0)
     return err;
   *result = metrics_json (s);
@@ -1113,10 +1119,10 @@ op_events_list (struct admin_req *r, json_t **result)
   uint64_t limit;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "volume", false, &c.volume)) < 0
-      || (err = arg_string (r, "type", false, &c.type)) < 0
-      || (err = arg_count (r, "limit", EVENTS_LIST_MAX, &limit)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "volume", false, &c.volume)) < 0
+      || (err = admin_arg_string (r, "type", false, &c.type)) < 0
+      || (err = admin_arg_count (r, "limit", EVENTS_LIST_MAX, &limit)) < 0)
     return err;
   since = json_object_get (r->args, "since");
   if (since && !json_is_null (since)) {
@@ -1169,7 +1175,7 @@ arg_metric (struct admin_req *r, enum alarm_metric *m)
   const char *name;
   int err;
 
-  if ((err = arg_string (r, "metric", true, &name)) < 0)
+  if ((err = admin_arg_string (r, "metric", true, &name)) < 0)
     return err;
   if (alarm_metric_parse (name, m) < 0)
     return admin_errorf (r->e, EINVAL, "unknown alarm metric '%s'; metrics: "
@@ -1207,7 +1213,7 @@ set_alarm (struct admin_req *r, const char *name, enum alarm_metric m,
     return admin_errorf (r->e, ENOENT, "volume '%s' has no alarm of its own "
                          "on %s", name, alarm_metric_name (m));
   }
-  if ((err = attrs_with (r, vi.attrs, "alarms", alarms, &attrs)) < 0)
+  if ((err = admin_attrs_with (r, vi.attrs, "alarms", alarms, &attrs)) < 0)
     return err;
   err = blockmap_volume_set_attrs (r->pool, name, NULL, attrs);
   if (err < 0)
@@ -1215,9 +1221,9 @@ set_alarm (struct admin_req *r, const char *name, enum alarm_metric m,
                          "'%s': %s", name, strerror (-err));
   snprintf (what, sizeof what, "the alarms of volume '%s' were changed",
             name);
-  if ((err = sync_pool (r, what)) < 0)
+  if ((err = admin_sync_pool (r, what)) < 0)
     return err;
-  qos_refresh (r, name);
+  admin_qos_refresh (r, name);
   return 0;
 }
 
@@ -1233,13 +1239,13 @@ op_alarm_set (struct admin_req *r, json_t **result)
   uint64_t windows;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
       || (err = arg_metric (r, &m)) < 0
       || (err = arg_number (r, "above", true, &above)) < 0
       || (err = arg_number (r, "clear_below", false, &clear)) < 0
-      || (err = arg_count (r, "windows", 3600, &windows)) < 0)
+      || (err = admin_arg_count (r, "windows", 3600, &windows)) < 0)
     return err;
   if (clear == 0)
     clear = above * 0.8;
@@ -1273,9 +1279,9 @@ op_alarm_clear (struct admin_req *r, json_t **result)
   const char *name;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", true, &name)) < 0
-      || (err = check_name (r, name)) < 0
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", true, &name)) < 0
+      || (err = admin_check_name (r, name)) < 0
       || (err = arg_metric (r, &m)) < 0
       || (err = set_alarm (r, name, m, NULL)) < 0)
     return err;
@@ -1315,12 +1321,12 @@ op_alarm_list (struct admin_req *r, json_t **result)
   const char *name;
   int err;
 
-  if ((err = check_args (r, allowed)) < 0
-      || (err = arg_string (r, "name", false, &name)) < 0)
+  if ((err = admin_check_args (r, allowed)) < 0
+      || (err = admin_arg_string (r, "name", false, &name)) < 0)
     return err;
   c.alarms = json_array ();
   if (name) {
-    if ((err = check_name (r, name)) < 0
+    if ((err = admin_check_name (r, name)) < 0
         || (err = snapshot (r, name, &s)) < 0) {
       json_decref (c.alarms);
       return err;
@@ -1352,6 +1358,15 @@ static const struct op {
   { "alarm.set", op_alarm_set },
   { "alarm.clear", op_alarm_clear },
   { "alarm.list", op_alarm_list },
+  { "snapshot.create", admin_op_snapshot_create },
+  { "snapshot.list", admin_op_snapshot_list },
+  { "snapshot.show", admin_op_snapshot_show },
+  { "snapshot.delete", admin_op_snapshot_delete },
+  { "snapshot.diff", admin_op_snapshot_diff },
+  { "snapshot.policy.set", admin_op_policy_set },
+  { "snapshot.policy.show", admin_op_policy_show },
+  { "snapshot.policy.list", admin_op_policy_list },
+  { "snapshot.policy.clear", admin_op_policy_clear },
 };
 
 /* ---- One request ------------------------------------------------------ */

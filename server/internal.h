@@ -119,6 +119,107 @@ char *admin_handle_request (struct blockmap_pool *pool,
 /* The most bytes one request line may have, without its newline. */
 #define ADMIN_LINE_MAX (1024 * 1024)
 
+/* One request being handled; ops live in admin.c and, for snapshots,
+ * admin-snapshot.c, and share the argument helpers below.  Each helper
+ * returns 0 or fills R->e and returns -errno.
+ */
+struct json_t;
+struct admin_req {
+  struct blockmap_pool *pool;   /* borrowed */
+  const struct config *cfg;     /* borrowed */
+  const char *op;
+  struct json_t *args;          /* borrowed from the request; an object */
+  struct admin_err *e;
+};
+
+/* Refuse keys of R->args not in the NULL-terminated ALLOWED. */
+int admin_check_args (struct admin_req *r, const char *const *allowed);
+/* *OUT: the string argument KEY, NULL if absent and not REQUIRED. */
+int admin_arg_string (struct admin_req *r, const char *key, bool required,
+                      const char **out);
+int admin_arg_bool (struct admin_req *r, const char *key, bool *out);
+/* A required volume size (positive multiple of 4096, at most 2^60). */
+int admin_arg_size (struct admin_req *r, const char *key, uint64_t *out);
+/* An optional count in 0..MAX (0 when absent). */
+int admin_arg_count (struct admin_req *r, const char *key, uint64_t max,
+                     uint64_t *out);
+/* An optional object of label strings (NULL when absent); borrowed. */
+int admin_arg_labels (struct admin_req *r, struct json_t **out);
+/* The same rules for argument WHAT ("tags"). */
+int admin_arg_tags (struct admin_req *r, const char *what,
+                    struct json_t **out);
+/* A valid volume name, or an error naming what is wrong with NAME. */
+int admin_check_name (struct admin_req *r, const char *name);
+/* Make a change durable; WHAT says what was done, for the error. */
+int admin_sync_pool (struct admin_req *r, const char *what);
+const struct volume_type *admin_find_type (struct admin_req *r,
+                                           const char *type);
+/* "10 GiB": a static buffer per thread. */
+const char *admin_size_str (uint64_t bytes);
+struct json_t *admin_volume_json (const struct blockmap_volume_info *vi);
+/* ATTRS (JSON text, may be empty) with KEY set to VAL (stolen; NULL or
+ * an empty object: KEY removed), as new JSON text in *OUT.
+ */
+int admin_attrs_with (struct admin_req *r, const char *attrs,
+                      const char *key, struct json_t *val, char **out);
+/* Tell qos.c about volume NAME as it is now. */
+void admin_qos_refresh (struct admin_req *r, const char *name);
+
+/* ---- admin-snapshot.c: snapshot, clone and policy ops ---------------- */
+
+/* The ops (doc/admin-protocol.md, "Snapshots"), in admin.c's table. */
+int admin_op_snapshot_create (struct admin_req *r, struct json_t **result);
+int admin_op_snapshot_list (struct admin_req *r, struct json_t **result);
+int admin_op_snapshot_show (struct admin_req *r, struct json_t **result);
+int admin_op_snapshot_delete (struct admin_req *r, struct json_t **result);
+int admin_op_snapshot_diff (struct admin_req *r, struct json_t **result);
+int admin_op_policy_set (struct admin_req *r, struct json_t **result);
+int admin_op_policy_show (struct admin_req *r, struct json_t **result);
+int admin_op_policy_list (struct admin_req *r, struct json_t **result);
+int admin_op_policy_clear (struct admin_req *r, struct json_t **result);
+/* volume.create with from_snapshot (admin.c hands it over). */
+int admin_volume_from_snapshot (struct admin_req *r, struct json_t **result);
+/* Would creating volume NAME hide an earlier volume's snapshots (NAME@*
+ * still exist)?  Fills R->e and returns -EEXIST if so.
+ */
+int admin_check_no_orphans (struct admin_req *r, const char *name);
+
+/* Take snapshot VOL@SNAP with TAGS (borrowed, may be NULL); AT >= 0
+ * marks it as taken by the policy at scheduler time AT.  Synced and
+ * logged as an event.  Returns 0 or fills E and returns -errno.  BLOCKS.
+ */
+int snapshot_take (struct blockmap_pool *pool, const char *vol,
+                   const char *snap, struct json_t *tags, int64_t at,
+                   struct admin_err *e);
+/* Delete snapshot FULL (VOLUME@SNAPSHOT); WHY is appended to the log
+ * and event (" by retention").  BLOCKS.
+ */
+int snapshot_remove (struct blockmap_pool *pool, const char *full,
+                     bool force, const char *why, struct admin_err *e);
+/* The snapshots of VOLUME (NULL: all) by volume, oldest first; *OUT is
+ * malloc'ed.  Returns 0 or -errno.
+ */
+int snapshot_collect (struct blockmap_pool *pool, const char *volume,
+                      struct blockmap_volume_info **out, size_t *n);
+/* The policy in a volume's ATTRS with next_run after NOW, or NULL. */
+struct json_t *policy_json (const char *attrs, int64_t now);
+
+/* ---- policy.c: the snapshot policy runner and map reaper ------------- */
+
+/* Start the thread that runs snapshot policies (about once a second)
+ * and frees deleted volumes' maps in the background.  CLOCK_FILE: read
+ * the time from this file (seconds since the epoch) instead of the
+ * system clock -- stratad --debug-clock-file, for tests; may be NULL.
+ */
+int policy_start (struct blockmap_pool *pool, const char *clock_file);
+void policy_stop (void);
+/* Wake the runner now (a delete to reap, a policy changed). */
+void policy_kick (void);
+/* The policy clock: seconds since the epoch. */
+int64_t policy_now (void);
+/* One pass of the runner at time NOW (tests call it directly). */
+void policy_run_once (struct blockmap_pool *pool, int64_t now);
+
 /* ---- The NBD data path: loop.c, conn.c, protocol-*.c, sync.c,
  * listen.c, usage.c, main.c.  Everything below belongs to the files
  * named in each part.
@@ -153,6 +254,7 @@ enum {                                  /* long-only options */
   OPT_CONFIG, OPT_THREADS, OPT_DEFAULT_EXPORT, OPT_PID_FILE,
   OPT_DUMP_CONFIG, OPT_VERSION, OPT_HELP,
   OPT_DEBUG_FAULT_FILE,
+  OPT_DEBUG_CLOCK_FILE,
   OPT_METRICS_LISTEN,
   OPT_MAX_BUFFER_MEMORY,
 };

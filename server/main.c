@@ -56,6 +56,7 @@ static const struct option long_options[] = {
   { "max-buffer-memory", required_argument, NULL, OPT_MAX_BUFFER_MEMORY },
   { "debug",          required_argument, NULL, 'D' },
   { "debug-fault-file", required_argument, NULL, OPT_DEBUG_FAULT_FILE },
+  { "debug-clock-file", required_argument, NULL, OPT_DEBUG_CLOCK_FILE },
   { "dump-config",    no_argument,       NULL, OPT_DUMP_CONFIG },
   { "help",           no_argument,       NULL, OPT_HELP },
   { "version",        no_argument,       NULL, OPT_VERSION },
@@ -244,6 +245,7 @@ main (int argc, char *argv[])
   struct single_msg single_msg;
   char debug_topics[256] = "", err[512], *admin_path_alloc = NULL;
   const char *fault_file = NULL;      /* --debug-fault-file, a test hook */
+  const char *clock_file = NULL;      /* --debug-clock-file, a test hook */
   bool listen_given = false, port_given = false, dump = false;
   bool admin_created = false, unix_created = false;
   sigset_t sigs;
@@ -293,6 +295,11 @@ main (int argc, char *argv[])
       if (*optarg == 0)
         usage_error ("%s", "--debug-fault-file needs a file name");
       fault_file = optarg;
+      break;
+    case OPT_DEBUG_CLOCK_FILE:
+      if (*optarg == 0)
+        usage_error ("%s", "--debug-clock-file needs a file name");
+      clock_file = optarg;
       break;
     case OPT_DUMP_CONFIG:    dump = true; break;
     case OPT_HELP:           print_help (); exit (EXIT_SUCCESS);
@@ -414,6 +421,11 @@ main (int argc, char *argv[])
   r = sync_start (pool, &server.sync);
   if (r < 0)
     goto out;
+  if ((r = policy_start (pool, clock_file)) < 0) {
+    sync_stop (server.sync);
+    server.sync = NULL;
+    goto out;
+  }
 
   nloops = opts.single ? 1 : opts.threads;
   loops = calloc (nloops, sizeof *loops);
@@ -463,6 +475,7 @@ main (int argc, char *argv[])
 
  stop:
   server.stopping = true;
+  policy_stop ();               /* may be taking a snapshot: needs loops */
   for (i = 0; i < nloops; i++)
     loop_request_stop (loops[i]);
   for (i = 0; i < nloops; i++)
