@@ -1,6 +1,8 @@
 /* tools/cmd-volume.c: strata volume create | list | show | resize |
  * delete, through stratad.  Sizes are parsed here (units); everything
  * else is validated by the daemon, whose message is printed as is.
+ * `volume create --from-snapshot` makes a clone (doc/admin-protocol.md,
+ * Snapshots).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,25 +55,38 @@ show_volume (json_t *v)
   printf ("labels:       %s\n", fmt_labels (json_object_get (v, "labels")));
 }
 
+/* With --from-snapshot the daemon takes the size (unless --size is
+ * given) and the type from the snapshot; only the snapshot's name is
+ * checked here, since it must be taken apart to be checked at all.
+ */
 int
 cmd_volume_create (struct cli *cli)
 {
   const char *name = cli->argv[0], *size_s = cli_opt (cli, "size");
   const char *type = cli_opt (cli, "type");
+  const char *from = cli_opt (cli, "from-snapshot");
+  struct snap_ref ref;
   json_t *labels, *args, *r;
-  uint64_t size;
+  uint64_t size = 0;
   int ret;
 
-  if (size_s == NULL)
-    return cli_usage (cli, "volume create needs NAME and --size");
-  if ((ret = parse_size_opt (cli, "--size", size_s, &size)) != 0)
+  if (size_s == NULL && from == NULL)
+    return cli_usage (cli, "volume create needs NAME and --size or "
+                      "--from-snapshot");
+  if (size_s && (ret = parse_size_opt (cli, "--size", size_s, &size)) != 0)
+    return ret;
+  if (from
+      && (ret = parse_snap_ref (cli, "--from-snapshot", from, &ref)) != 0)
     return ret;
   if ((labels = labels_from_opts (cli, &ret)) == NULL)
     return ret;
-  args = json_pack ("{s:s, s:I, s:o}", "name", name, "size",
-                    (json_int_t) size, "labels", labels);
+  args = json_pack ("{s:s, s:o}", "name", name, "labels", labels);
   if (args == NULL)
     return cli_usage (cli, "volume name '%s' is not UTF-8 text", name);
+  if (size_s)
+    json_object_set_new (args, "size", json_integer ((json_int_t) size));
+  if (from)
+    json_object_set_new (args, "from_snapshot", json_string (from));
   if (type)
     json_object_set_new (args, "type", json_string (type));
   if ((ret = cli_budget_args (cli, args)) != 0) {
@@ -83,8 +98,9 @@ cmd_volume_create (struct cli *cli)
   if (cli->json)
     print_json (r);
   else
-    printf ("volume '%s' created: %s, type %s, labels %s\n",
-            jstr (r, "name"), fmt_size (jint (r, "size")), jstr (r, "type"),
+    printf ("volume '%s' created%s%s: %s, type %s, labels %s\n",
+            jstr (r, "name"), from ? " from " : "", from ? from : "",
+            fmt_size (jint (r, "size")), jstr (r, "type"),
             fmt_labels (json_object_get (r, "labels")));
   json_decref (r);
   return EXIT_DONE;

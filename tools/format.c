@@ -1,6 +1,10 @@
 /* tools/format.c: the CLI's output (tables, sizes, rates, labels) and
  * the parsing of values shared by several commands (sizes, labels).
  *
+ * Names are checked here with the daemon's own rule
+ * (blockmap_name_valid), where a command must take a name apart
+ * (VOLUME@SNAPSHOT) before it can ask.
+ *
  * Sizes are shown in binary units (10G = 10 GiB, as units_parse_size
  * reads them); rates in decimal units (125 MB/s), the EBS convention
  * the config file also uses.
@@ -12,9 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "blockmap/blockmap.h"
 #include "common/units.h"
 #include "strata.h"
+
+_Static_assert (sizeof ((struct snap_ref *) 0)->volume == BLOCKMAP_NAME_MAX,
+                "struct snap_ref holds one volume name");
 
 void
 print_json (json_t *result)
@@ -93,6 +102,21 @@ fmt_labels (json_t *labels)
                      keys[i],
                      json_string_value (json_object_get (labels, keys[i])));
   return buf;
+}
+
+const char *
+fmt_time (uint64_t secs)
+{
+  static char bufs[4][32];
+  static unsigned next;
+  char *b = bufs[next++ % 4];
+  time_t t = (time_t) secs;
+  struct tm tm;
+
+  if (secs > INT64_MAX || gmtime_r (&t, &tm) == NULL
+      || strftime (b, sizeof bufs[0], "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf (b, sizeof bufs[0], "%" PRIu64, secs);
+  return b;
 }
 
 uint64_t
@@ -182,7 +206,8 @@ table_print (struct table *t)
 /* ---- Values ----------------------------------------------------------- */
 
 int
-parse_label (struct cli *cli, const char *kv, json_t *labels)
+parse_key_value (struct cli *cli, const char *what, const char *kv,
+                 json_t *obj)
 {
   const char *eq = strchr (kv, '=');
   char key[64];
@@ -193,16 +218,22 @@ parse_label (struct cli *cli, const char *kv, json_t *labels)
     if (!isalnum ((unsigned char) kv[i]) && !strchr ("._/-", kv[i]))
       break;
   if (eq == NULL || n == 0 || i < n || n >= sizeof key)
-    return cli_usage (cli, "label '%s' is not of the form key=value with "
-                      "[A-Za-z0-9._/-] keys", kv);
+    return cli_usage (cli, "%s '%s' is not of the form key=value with "
+                      "[A-Za-z0-9._/-] keys", what, kv);
   memcpy (key, kv, n);
   key[n] = '\0';
-  if (json_object_get (labels, key))
-    return cli_usage (cli, "label '%s' is given twice", key);
-  if (json_object_set_new (labels, key, json_string (eq + 1)) < 0)
-    return cli_usage (cli, "label '%s' has a value that is not UTF-8 text",
-                      key);
+  if (json_object_get (obj, key))
+    return cli_usage (cli, "%s '%s' is given twice", what, key);
+  if (json_object_set_new (obj, key, json_string (eq + 1)) < 0)
+    return cli_usage (cli, "%s '%s' has a value that is not UTF-8 text",
+                      what, key);
   return 0;
+}
+
+int
+parse_label (struct cli *cli, const char *kv, json_t *labels)
+{
+  return parse_key_value (cli, "label", kv, labels);
 }
 
 int
@@ -217,4 +248,45 @@ parse_size_opt (struct cli *cli, const char *opt, const char *s,
     return cli_usage (cli, "%s '%s' is not a size such as 4096, 64K, 10G "
                       "or 1.5T", opt, s);
   return 0;
+}
+
+static int
+bad_name (struct cli *cli, const char *what, const char *name, size_t len)
+{
+  return cli_usage (cli, "%s name '%.*s' is not valid: use 1 to %d "
+                    "characters of [A-Za-z0-9._-], not starting with '.' "
+                    "or '-'", what, (int) len, name, BLOCKMAP_NAME_MAX - 1);
+}
+
+int
+check_name (struct cli *cli, const char *what, const char *name)
+{
+  if (blockmap_name_valid (name) < 0)
+    return bad_name (cli, what, name, strlen (name));
+  return 0;
+}
+
+int
+parse_snap_ref (struct cli *cli, const char *what, const char *text,
+                struct snap_ref *ref)
+{
+  const char *at = strchr (text, '@');
+  size_t n;
+  int r;
+
+  if (at == NULL)
+    return cli_usage (cli, "%s%s'%s' is not a snapshot: give "
+                      "VOLUME@SNAPSHOT", what ? what : "", what ? " " : "",
+                      text);
+  n = at - text;
+  if (n >= sizeof ref->volume)
+    return bad_name (cli, "volume", text, n);
+  memcpy (ref->volume, text, n);
+  ref->volume[n] = '\0';
+  if ((r = check_name (cli, "volume", ref->volume)) != 0)
+    return r;
+  if (strlen (at + 1) >= sizeof ref->name)
+    return bad_name (cli, "snapshot", at + 1, strlen (at + 1));
+  strcpy (ref->name, at + 1);
+  return check_name (cli, "snapshot", ref->name);
 }

@@ -2,6 +2,10 @@
  *
  *   strata [--socket PATH] [--json] NOUN VERB [ARGS] [OPTIONS]
  *
+ * A verb may be two words ("snapshot policy set"); the first is then a
+ * group, which --help lists like a noun ("strata snapshot policy
+ * --help").
+ *
  * One table (commands[]) names every command, its arguments and its
  * options; the parser, the usage messages and --help are all generated
  * from it, and --help prints the SYNOPSIS text the man page carries
@@ -38,10 +42,15 @@ static const struct command commands[] = {
     { { "pool", "PATH", "check the pool at PATH directly, without stratad "
         "(refused while stratad holds it)" } },
     cmd_pool_check },
-  { "volume", "create", "Create a thin-provisioned volume.", 1, 1,
-    "volume create needs NAME and --size",
-    { { "size", "SIZE", "size with units, e.g. 10G (a multiple of 4K)" },
-      { "type", "TYPE", "volume type (default ssd; see 'strata type list')" },
+  { "volume", "create", "Create a thin-provisioned volume, empty or as a "
+    "writable copy of a snapshot.", 1, 1,
+    "volume create needs NAME and --size or --from-snapshot",
+    { { "size", "SIZE", "size with units, e.g. 10G (a multiple of 4K); "
+        "with --from-snapshot, default the snapshot's size" },
+      { "from-snapshot", "VOLUME@SNAPSHOT", "start as a writable copy of "
+        "the snapshot, sharing its space until written" },
+      { "type", "TYPE", "volume type (default ssd, or the snapshot's; see "
+        "'strata type list')" },
       { "label", "KEY=VALUE", "attach a label (repeatable)" },
       { "iops", "N", "provision N IOPS (within the type's maximum)" },
       { "throughput", "RATE", "provision RATE bytes/s, e.g. 250MB "
@@ -73,6 +82,43 @@ static const struct command commands[] = {
   { "volume", "status", "Show a volume's budget, traffic, latency and "
     "alarms.", 1, 1, "volume status needs NAME", { { NULL } },
     cmd_volume_status },
+  { "snapshot", "create", "Take a read-only snapshot of a volume as it is "
+    "now.", 1, 2, "snapshot create needs VOLUME and NAME (or VOLUME@NAME)",
+    { { "tag", "KEY=VALUE", "attach a tag (repeatable)" } },
+    cmd_snapshot_create },
+  { "snapshot", "list", "List snapshots, by volume, oldest first.", 0, 1,
+    NULL, { { NULL } }, cmd_snapshot_list },
+  { "snapshot", "show", "Show one snapshot.", 1, 2,
+    "snapshot show needs VOLUME@SNAPSHOT", { { NULL } }, cmd_snapshot_show },
+  { "snapshot", "delete", "Delete a snapshot and free the space only it "
+    "holds.", 1, 2, "snapshot delete needs VOLUME@SNAPSHOT",
+    { { "force", NULL, "delete even while clients are attached to the "
+        "snapshot (their requests then fail)" } },
+    cmd_snapshot_delete },
+  { "snapshot", "diff", "List the byte ranges that differ between a "
+    "snapshot and a later one or the volume now.", 2, 2,
+    "snapshot diff needs VOLUME@SNAPSHOT, then VOLUME@SNAPSHOT or VOLUME",
+    { { NULL } }, cmd_snapshot_diff },
+  { "snapshot", "policy set", "Snapshot a volume on a schedule, and "
+    "remove the policy's old snapshots.", 1, 1,
+    "snapshot policy set needs VOLUME and --schedule",
+    { { "schedule", "CRON", "when, in UTC: five cron fields (minute hour "
+        "day-of-month month day-of-week) or @hourly, @daily, ..." },
+      { "keep-count", "N", "keep only the N newest snapshots the policy "
+        "took" },
+      { "keep-age", "DURATION", "remove the policy's snapshots older than "
+        "DURATION, e.g. 7d, 12h, 2w" },
+      { "tag", "KEY=VALUE", "tag each snapshot the policy takes "
+        "(repeatable)" } },
+    cmd_snapshot_policy_set },
+  { "snapshot", "policy show", "Show a volume's snapshot policy and its "
+    "next run.", 1, 1, "snapshot policy show needs VOLUME", { { NULL } },
+    cmd_snapshot_policy_show },
+  { "snapshot", "policy list", "List the volumes' snapshot policies.", 0, 0,
+    NULL, { { NULL } }, cmd_snapshot_policy_list },
+  { "snapshot", "policy clear", "Remove a volume's snapshot policy (the "
+    "snapshots it took stay).", 1, 1, "snapshot policy clear needs VOLUME",
+    { { NULL } }, cmd_snapshot_policy_clear },
   { "type", "list", "List the volume types and their budgets.", 0, 0, NULL,
     { { NULL } }, cmd_type_list },
   { "metrics", "volume", "Show a volume's counters, or watch its rates.",
@@ -166,14 +212,14 @@ global_help (void)
   print_synopsis (NULL, "  ");
   printf ("\nCommands:\n");
   for (i = 0; i < NCOMMANDS; i++) {
-    char name[32];
+    char name[64];
 
     if (noun && strcmp (noun, commands[i].noun) != 0)
       printf ("\n");
     noun = commands[i].noun;
     snprintf (name, sizeof name, "%s %s", commands[i].noun,
               commands[i].verb);
-    printf ("  %-16s %s\n", name, commands[i].summary);
+    printf ("  %-21s %s\n", name, commands[i].summary);
     for (j = 0; commands[i].opts[j].name; j++) {
       char left[64];
 
@@ -273,6 +319,18 @@ cli_opt_all (const struct cli *cli, const char *name, size_t *n)
 
 enum { OPT_JSON = CHAR_MAX + 1, OPT_SOCKET, OPT_HELP, OPT_CMD };
 
+/* The escaped argument that P marks (P is &MARKS[i]), or P itself. */
+static char *
+unmark (const char *p, const char *marks, int nesc, char **esc)
+{
+  int i;
+
+  for (i = 0; i < nesc; i++)
+    if (p == &marks[i])
+      return esc[i];
+  return (char *) p;
+}
+
 /* Parse the command's arguments: ARGV[0] is the verb. */
 static int
 parse_command (struct cli *cli, int argc, char **argv, bool *help)
@@ -280,8 +338,9 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
   const struct command *c = cli->cmd;
   struct option longopts[CMD_MAX_OPTS + NCOMMON + 1];
   CLEANUP_FREE char **esc = NULL;
-  size_t n = 0, i;
-  int ch, nesc = 0;
+  CLEANUP_FREE char *marks = NULL;
+  size_t n = 0, i, k;
+  int ch, nesc = 0, a;
 
   for (i = 0; c->opts[i].name; i++)
     longopts[n++] = (struct option) {
@@ -295,20 +354,24 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
 
   /* "--" makes the one argument after it positional (a name starting
    * with '-' reaches the daemon, which says why it is refused), and
-   * options may still follow: no command takes two positionals, so the
-   * usual "everything after -- is positional" could only be an error.
-   * Escaped arguments are moved to the end, where getopt leaves
-   * positionals.
+   * options may still follow: commands take at most two positionals,
+   * so the usual "everything after -- is positional" would only invite
+   * errors.  Each escaped argument is replaced by a mark of its own, an
+   * empty string (which getopt leaves in place, as a positional, in
+   * order), and put back after getopt has run.
    */
   esc = malloc (argc * sizeof *esc);
-  if (esc == NULL)
+  marks = calloc (argc, 1);
+  if (esc == NULL || marks == NULL)
     return cli_fail ("out of memory");
   {
-    int a, j = 1;
+    int j = 1;
 
     for (a = 1; a < argc; a++) {
-      if (strcmp (argv[a], "--") == 0 && a + 1 < argc)
-        esc[nesc++] = argv[++a];
+      if (strcmp (argv[a], "--") == 0 && a + 1 < argc) {
+        esc[nesc] = argv[++a];
+        argv[j++] = &marks[nesc++];
+      }
       else if (strcmp (argv[a], "--") != 0)
         argv[j++] = argv[a];
     }
@@ -343,12 +406,16 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
       break;
     }
   }
-  /* getopt has moved the positionals to the end; the escaped ones
-   * follow them (argv has room: they came out of it).
+  /* Put the escaped arguments back where their marks ended up: among
+   * the positionals, which getopt has moved to the end, or as the value
+   * of an option ("--size -- -1").
    */
-  for (i = 0; i < (size_t) nesc; i++)
-    argv[argc + i] = esc[i];
-  cli->argc = argc + nesc - optind;
+  for (a = 0; a < argc; a++)
+    argv[a] = unmark (argv[a], marks, nesc, esc);
+  for (i = 0; i < CMD_MAX_OPTS; i++)
+    for (k = 0; k < cli->nvals[i]; k++)
+      cli->vals[i][k] = unmark (cli->vals[i][k], marks, nesc, esc);
+  cli->argc = argc - optind;
   cli->argv = argv + optind;
   if (cli->argc < c->min_args)
     return cli_usage (cli, "%s", c->args_missing);
@@ -358,27 +425,112 @@ parse_command (struct cli *cli, int argc, char **argv, bool *help)
   return 0;
 }
 
+/* The command named by WORDS[0..N): the noun, then the verb's words
+ * ("snapshot" "policy" "set").  Stores in *USED how many words it took.
+ */
 static const struct command *
-find_command (const char *noun, const char *verb)
+find_command (int n, char **words, int *used)
 {
   size_t i;
 
-  for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp (commands[i].noun, noun) == 0
-        && verb && strcmp (commands[i].verb, verb) == 0)
+  for (i = 0; i < NCOMMANDS; i++) {
+    const char *v = commands[i].verb;
+    int w = 1;
+
+    if (strcmp (commands[i].noun, words[0]) != 0)
+      continue;
+    while (*v) {
+      size_t len = strcspn (v, " ");
+
+      if (w == n || strlen (words[w]) != len
+          || strncmp (words[w], v, len) != 0)
+        break;
+      w++;
+      v += len;
+      v += *v == ' ';
+    }
+    if (*v == '\0') {
+      *used = w;
       return &commands[i];
+    }
+  }
   return NULL;
 }
 
-static bool
-noun_known (const char *noun)
+/* How many of WORDS[0..N) name a noun (1), or a noun and a group of
+ * verbs (2: "snapshot policy"); 0 if the first is no noun.
+ */
+static int
+known_words (int n, char **words)
 {
   size_t i;
+  int best = 0;
 
-  for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp (commands[i].noun, noun) == 0)
-      return true;
-  return false;
+  for (i = 0; i < NCOMMANDS; i++) {
+    const char *v = commands[i].verb, *sp = strchr (v, ' ');
+
+    if (strcmp (commands[i].noun, words[0]) != 0)
+      continue;
+    if (best < 1)
+      best = 1;
+    if (sp && n > 1 && strlen (words[1]) == (size_t) (sp - v)
+        && strncmp (words[1], v, sp - v) == 0)
+      best = 2;
+  }
+  return best;
+}
+
+/* WORDS[0..N) joined by blanks into BUF. */
+static const char *
+join_words (char *buf, size_t len, int n, char **words)
+{
+  size_t off = 0;
+  int w;
+
+  buf[0] = '\0';
+  for (w = 0; w < n && off < len; w++)
+    off += snprintf (buf + off, len - off, "%s%s", w ? " " : "", words[w]);
+  return buf;
+}
+
+/* "strata volume", "strata snapshot policy --help", "strata volume
+ * explode": a noun or group without a verb of its own (with --help, its
+ * commands' synopses), or an unknown command.  WORDS[0..N) are the
+ * arguments from the noun on.
+ */
+static int
+no_command (int n, char **words, bool help)
+{
+  int nk = known_words (n, words), w;
+  char name[256], full[64];
+  size_t k, len;
+
+  if (nk > 0 && (nk == n || words[nk][0] == '-')) {
+    join_words (name, sizeof name, nk, words);
+    if (!help && nk < n)
+      help = strcmp (words[nk], "--help") == 0
+        || strcmp (words[nk], "-h") == 0;
+    if (!help)
+      return cli_usage (NULL, "'%s' needs a command", name);
+    len = strlen (name);
+    for (k = 0; k < NCOMMANDS; k++) {
+      snprintf (full, sizeof full, "%s %s ", commands[k].noun,
+                commands[k].verb);
+      if (strncmp (full, name, len) == 0 && full[len] == ' ') {
+        char prefix[80];
+
+        snprintf (prefix, sizeof prefix, "strata %s", full);
+        print_synopsis (prefix, "usage: ");
+      }
+    }
+    return EXIT_DONE;
+  }
+  /* The words known, the first that is not, and at least two. */
+  for (w = 0; w < n && w < (nk + 1 > 2 ? nk + 1 : 2); w++)
+    if (words[w][0] == '-')
+      break;
+  return cli_usage (NULL, "unknown command '%s'",
+                    join_words (name, sizeof name, w, words));
 }
 
 /* Arguments go to the daemon as JSON strings, which must be UTF-8:
@@ -415,7 +567,7 @@ main (int argc, char *argv[])
 {
   struct cli cli = { .socket = default_socket (), .fd = -1 };
   bool help = false;
-  int i, r;
+  int i, r, used;
   size_t k;
 
   log_set_program ("strata");
@@ -454,35 +606,14 @@ main (int argc, char *argv[])
     }
     return cli_usage (NULL, "no command given");
   }
-  if (i + 1 == argc || argv[i + 1][0] == '-') {
-    if (noun_known (argv[i])) {
-      /* "strata volume" or "strata volume --help": the noun's verbs. */
-      if (help || (i + 1 < argc && (strcmp (argv[i + 1], "--help") == 0
-                                    || strcmp (argv[i + 1], "-h") == 0))) {
-        for (k = 0; k < NCOMMANDS; k++)
-          if (strcmp (commands[k].noun, argv[i]) == 0) {
-            char prefix[64];
-
-            snprintf (prefix, sizeof prefix, "strata %s %s ",
-                      commands[k].noun, commands[k].verb);
-            print_synopsis (prefix, "usage: ");
-          }
-        return EXIT_DONE;
-      }
-      return cli_usage (NULL, "'%s' needs a command", argv[i]);
-    }
-    return cli_usage (NULL, "unknown command '%s'", argv[i]);
-  }
-
-  cli.cmd = find_command (argv[i], argv[i + 1]);
-  if (cli.cmd == NULL) {
-    fprintf (stderr, "strata: unknown command '%s %s'; try 'strata "
-             "--help'\n", argv[i], argv[i + 1]);
-    return EXIT_USAGE;
-  }
-  /* From here on the option values are allocated: every path out goes
+  cli.cmd = find_command (argc - i, argv + i, &used);
+  if (cli.cmd == NULL)
+    return no_command (argc - i, argv + i, help);
+  /* The command's arguments start at the last word of its verb.  From
+   * here on the option values are allocated: every path out goes
    * through the frees below (LeakSanitizer runs the CLI tests too). */
-  r = parse_command (&cli, argc - (i + 1), argv + i + 1, &help);
+  i += used - 1;
+  r = parse_command (&cli, argc - i, argv + i, &help);
   if (r == 0 && help) {
     command_help (cli.cmd);
     r = EXIT_DONE;

@@ -106,10 +106,37 @@ void table_init (struct table *t, size_t ncols, ...);  /* header names */
 void table_add (struct table *t, ...);  /* ncols strings, copied */
 void table_print (struct table *t);     /* and free */
 
-/* Parse "KEY=VALUE" into a new object entry of LABELS.  Returns 0, or
- * EXIT_USAGE after printing why.
+/* SECS since the epoch as "2026-01-02T03:04:05Z" (UTC), into a static
+ * rotating buffer.
  */
+const char *fmt_time (uint64_t secs);
+
+/* Parse "KEY=VALUE" into a new entry of the object OBJ; WHAT names the
+ * kind in messages ("tag").  Keys are 1 to 63 characters of
+ * [A-Za-z0-9._/-], given once.  Returns 0, or EXIT_USAGE after printing
+ * why.
+ */
+int parse_key_value (struct cli *cli, const char *what, const char *kv,
+                     json_t *obj);
+/* parse_key_value (CLI, "label", KV, LABELS). */
 int parse_label (struct cli *cli, const char *kv, json_t *labels);
+
+/* A snapshot, VOLUME@SNAPSHOT, taken apart. */
+struct snap_ref {
+  char volume[128];             /* BLOCKMAP_NAME_MAX */
+  char name[128];
+};
+/* Check that NAME is a volume (or snapshot) name by the daemon's rule;
+ * WHAT is "volume" or "snapshot".  Returns 0, or EXIT_USAGE after
+ * printing why.
+ */
+int check_name (struct cli *cli, const char *what, const char *name);
+/* Take TEXT, "VOLUME@SNAPSHOT", apart into *REF, checking both names.
+ * WHAT (an option such as "--from-snapshot", or NULL for an argument)
+ * names TEXT in messages.  Returns 0, or EXIT_USAGE after printing why.
+ */
+int parse_snap_ref (struct cli *cli, const char *what, const char *text,
+                    struct snap_ref *ref);
 /* Parse a size with units (--size 10G); EXIT_USAGE if not a size. */
 int parse_size_opt (struct cli *cli, const char *opt, const char *s,
                     uint64_t *out);
@@ -132,6 +159,15 @@ int cmd_events_list (struct cli *cli);
 int cmd_alarm_set (struct cli *cli);
 int cmd_alarm_list (struct cli *cli);
 int cmd_alarm_clear (struct cli *cli);
+int cmd_snapshot_create (struct cli *cli);
+int cmd_snapshot_list (struct cli *cli);
+int cmd_snapshot_show (struct cli *cli);
+int cmd_snapshot_delete (struct cli *cli);
+int cmd_snapshot_diff (struct cli *cli);
+int cmd_snapshot_policy_set (struct cli *cli);
+int cmd_snapshot_policy_show (struct cli *cli);
+int cmd_snapshot_policy_list (struct cli *cli);
+int cmd_snapshot_policy_clear (struct cli *cli);
 /* --iops and --throughput of CLI into ARGS; 0 or EXIT_USAGE. */
 int cli_budget_args (struct cli *cli, json_t *args);
 
