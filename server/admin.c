@@ -546,7 +546,7 @@ op_pool_status (struct admin_req *r, json_t **result)
     return err;
   blockmap_pool_info (r->pool, &pi);
   *result = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                       " s:I, s:I, s:b, s:I}",
+                       " s:I, s:I, s:b, s:I, s:I}",
                        "uuid", pi.uuid,
                        "path", pi.path,
                        "format_version", (json_int_t) pi.format_version,
@@ -560,7 +560,8 @@ op_pool_status (struct admin_req *r, json_t **result)
                        "journal_bytes", (json_int_t) pi.journal_bytes,
                        "pending_chunks", (json_int_t) pi.pending_chunks,
                        "recovered", (int) pi.recovered,
-                       "journal_dropped", (json_int_t) pi.journal_dropped);
+                       "journal_dropped", (json_int_t) pi.journal_dropped,
+                       "reap_pending", (json_int_t) pi.reap_pending);
   return 0;
 }
 

@@ -292,6 +292,8 @@ conn_free (struct conn *c)
     blockmap_volume_release (c->vol);
   free (c->export_name);
   free (c->meta_export);
+  free (c->meta_changed);
+  blockmap_volume_release (c->changed_base);
   free (c->rbuf);
   free (c);
 }

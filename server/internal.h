@@ -242,6 +242,10 @@ void policy_run_once (struct blockmap_pool *pool, int64_t now);
 #define PROTO_MAX_LISTS      16         /* NBD_OPT_LIST in one handshake */
 #define PROTO_MAX_DESCRIPTORS (64 * 1024)       /* per BLOCK_STATUS reply */
 #define PROTO_META_ALLOCATION_ID 1      /* context id of base:allocation */
+#define PROTO_META_CHANGED_ID 2         /* strata:changed:SNAPSHOT */
+/* Block status of chunks changed since a snapshot (bit 0: changed). */
+#define PROTO_CHANGED_PREFIX "strata:changed:"
+#define PROTO_STATE_CHANGED 1
 
 /* ---- usage.c: the synopsis, shared with --help and the POD -------- */
 
@@ -494,6 +498,9 @@ struct conn {
   bool structured;
   bool meta_allocation;                 /* base:allocation selected */
   char *meta_export;                    /* ...for this export, owned */
+  char *meta_changed;                   /* strata:changed: base snapshot
+                                           (VOLUME@SNAP), owned; NULL */
+  struct blockmap_volume *changed_base; /* its handle in transmission */
   struct blockmap_volume *vol;          /* owned handle */
   struct qos_volume *qos;               /* qos.c: budget and metrics,
                                            borrowed, lives until exit */
@@ -642,6 +649,7 @@ struct proto_export_state {
   uint16_t eflags;
   bool structured;
   bool meta_allocation;
+  bool meta_changed;
 };
 
 /* Check request R (fields already in host byte order) against the

@@ -182,9 +182,15 @@ enter_transmission (struct conn *c, const char *name, bool rotational,
   }
   c->vol = vol;
   c->eflags = proto_export_flags (c->structured, rotational, read_only);
-  if (c->meta_allocation &&
-      (c->meta_export == NULL || strcmp (c->meta_export, name) != 0))
+  if (c->meta_export == NULL || strcmp (c->meta_export, name) != 0) {
     c->meta_allocation = false; /* negotiated for another export */
+    free (c->meta_changed);
+    c->meta_changed = NULL;
+  }
+  if (c->meta_changed &&
+      blockmap_volume_open (server.pool, c->meta_changed,
+                            &c->changed_base) < 0)
+    c->changed_base = NULL;     /* deleted since: block status refused */
   c->state = CONN_TRANSMISSION;
   log_debug (DBG_PROTO, "conn %" PRIu64 ": export %s, flags 0x%x%s",
              c->id, name, c->eflags,
@@ -337,7 +343,82 @@ opt_info_go (struct conn *c, uint32_t option, const char *data, uint32_t len)
   return reply (c, option, NBD_REP_ACK, NULL, 0);
 }
 
-/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT. */
+/* The base snapshot named by context "strata:changed:X" of export
+ * EXPORT: X itself if it has an '@', else EXPORT's volume "@" X.  It
+ * must be a snapshot that exists.  Returns 0 or -ENOENT.
+ */
+static int
+changed_base (const char *export, const char *x, size_t xlen,
+              char out[BLOCKMAP_NAME_MAX])
+{
+  struct blockmap_volume_info info;
+  size_t vl = strcspn (export, "@");
+
+  if (xlen == 0 || memchr (x, '\0', xlen))
+    return -ENOENT;
+  if (memchr (x, '@', xlen)) {
+    if (xlen >= BLOCKMAP_NAME_MAX)
+      return -ENOENT;
+    memcpy (out, x, xlen);
+    out[xlen] = '\0';
+  }
+  else {
+    if (vl + 1 + xlen >= BLOCKMAP_NAME_MAX)
+      return -ENOENT;
+    memcpy (out, export, vl);
+    out[vl] = '@';
+    memcpy (out + vl + 1, x, xlen);
+    out[vl + 1 + xlen] = '\0';
+  }
+  if (strcmp (out, export) == 0 ||
+      blockmap_volume_info (server.pool, out, &info) < 0 || !info.readonly)
+    return -ENOENT;
+  return 0;
+}
+
+static int
+reply_context (struct conn *c, uint32_t option, uint32_t id,
+               const char *name, size_t len)
+{
+  char buf[4 + sizeof PROTO_CHANGED_PREFIX + 2 * BLOCKMAP_NAME_MAX];
+  uint32_t beid = htobe32 (id);
+
+  if (len > sizeof buf - 4)
+    return 0;
+  memcpy (buf, &beid, 4);
+  memcpy (buf + 4, name, len);
+  return reply (c, option, NBD_REP_META_CONTEXT, buf, 4 + len);
+}
+
+struct list_changed {
+  struct conn *c;
+  uint32_t option;
+  const char *export;
+  int r;
+};
+
+/* LIST: every snapshot of the export's volume is a context. */
+static int
+list_changed_one (void *opaque, const struct blockmap_volume_info *info)
+{
+  struct list_changed *l = opaque;
+  size_t vl = strcspn (l->export, "@");
+  char ctx[sizeof PROTO_CHANGED_PREFIX + BLOCKMAP_NAME_MAX];
+  int n;
+
+  if (!info->readonly || strncmp (info->name, l->export, vl) != 0 ||
+      info->name[vl] != '@' || strcmp (info->name, l->export) == 0)
+    return 0;
+  n = snprintf (ctx, sizeof ctx, "%s%s", PROTO_CHANGED_PREFIX,
+                info->name + vl + 1);
+  l->r = reply_context (l->c, l->option, 0, ctx, n);
+  return l->r < 0 ? 1 : 0;
+}
+
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: contexts are
+ * base:allocation and, per snapshot of the export's volume,
+ * strata:changed:SNAPSHOT (chunks that differ from that snapshot).
+ */
 static int
 opt_meta_context (struct conn *c, uint32_t option, const char *data,
                   uint32_t len)
@@ -345,11 +426,11 @@ opt_meta_context (struct conn *c, uint32_t option, const char *data,
   const bool list = option == NBD_OPT_LIST_META_CONTEXT;
   const char *what = list ? "NBD_OPT_LIST_META_CONTEXT"
     : "NBD_OPT_SET_META_CONTEXT";
+  const size_t plen = strlen (PROTO_CHANGED_PREFIX);
   struct blockmap_volume_info info;
-  char name[BLOCKMAP_NAME_MAX];
+  char name[BLOCKMAP_NAME_MAX], base[BLOCKMAP_NAME_MAX];
   uint32_t namelen, nq, ql, i, pos;
-  bool found = false;
-  char buf[4 + sizeof BASE_ALLOCATION];
+  bool alloc = false, all_changed = false;
   uint32_t id;
   int r;
 
@@ -360,6 +441,8 @@ opt_meta_context (struct conn *c, uint32_t option, const char *data,
     c->meta_allocation = false;
     free (c->meta_export);
     c->meta_export = NULL;
+    free (c->meta_changed);
+    c->meta_changed = NULL;
   }
   if (len < 8)
     goto invalid;
@@ -388,7 +471,7 @@ opt_meta_context (struct conn *c, uint32_t option, const char *data,
                         (int) (namelen > 128 ? 128 : namelen), data + 4);
 
   if (nq == 0 && list)
-    found = true;               /* everything we have */
+    alloc = all_changed = true; /* everything we have */
   pos = 8 + namelen;
   for (i = 0; i < nq; i++) {
     const char *q;
@@ -399,24 +482,44 @@ opt_meta_context (struct conn *c, uint32_t option, const char *data,
     pos += 4 + ql;
     if (ql == strlen (BASE_ALLOCATION) &&
         memcmp (q, BASE_ALLOCATION, ql) == 0)
-      found = true;
+      alloc = true;
     else if (list && ql == 5 && memcmp (q, "base:", 5) == 0)
-      found = true;             /* every context in the namespace */
+      alloc = true;             /* every context in the namespace */
+    else if (list && ((ql == 7 && memcmp (q, "strata:", 7) == 0) ||
+                      (ql == plen && memcmp (q, PROTO_CHANGED_PREFIX,
+                                             plen) == 0)))
+      all_changed = true;
+    else if (ql > plen && memcmp (q, PROTO_CHANGED_PREFIX, plen) == 0 &&
+             changed_base (name, q + plen, ql - plen, base) == 0) {
+      /* One changed-blocks context per connection: the first named. */
+      if (!list && c->meta_changed)
+        continue;
+      id = list ? 0 : PROTO_META_CHANGED_ID;
+      if ((r = reply_context (c, option, id, q, ql)) < 0)
+        return r;
+      if (!list && (c->meta_changed = strdup (base)) == NULL)
+        return -ENOMEM;
+    }
   }
-  if (found) {
-    id = htobe32 (list ? 0 : PROTO_META_ALLOCATION_ID);
-    memcpy (buf, &id, 4);
-    memcpy (buf + 4, BASE_ALLOCATION, strlen (BASE_ALLOCATION));
-    r = reply (c, option, NBD_REP_META_CONTEXT, buf,
-               4 + strlen (BASE_ALLOCATION));
+  if (alloc) {
+    id = list ? 0 : PROTO_META_ALLOCATION_ID;
+    r = reply_context (c, option, id, BASE_ALLOCATION,
+                       strlen (BASE_ALLOCATION));
     if (r < 0)
       return r;
-    if (!list) {
-      c->meta_export = strdup (name);
-      if (c->meta_export == NULL)
-        return -ENOMEM;
+    if (!list)
       c->meta_allocation = true;
-    }
+  }
+  if (all_changed) {
+    struct list_changed l = { c, option, name, 0 };
+    blockmap_volume_foreach (server.pool, list_changed_one, &l);
+    if (l.r < 0)
+      return l.r;
+  }
+  if (!list && (c->meta_allocation || c->meta_changed)) {
+    c->meta_export = strdup (name);
+    if (c->meta_export == NULL)
+      return -ENOMEM;
   }
   return reply (c, option, NBD_REP_ACK, NULL, 0);
 

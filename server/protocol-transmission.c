@@ -184,7 +184,7 @@ proto_check_request (const struct nbd_request *r,
     }
     return PROTO_OK;
   case NBD_CMD_BLOCK_STATUS:
-    if (!e->meta_allocation) {
+    if (!e->meta_allocation && !e->meta_changed) {
       *err = -EINVAL;
       *msg = "no metadata context was negotiated";
       return PROTO_ERROR;
@@ -962,78 +962,129 @@ do_trim (struct req *req)
   start_ranges (req);
 }
 
-static void
-do_block_status (struct req *req)
+/* Make REQ's buffer hold at least NEED bytes (contents kept). */
+static int
+grow_buf (struct req *req, size_t need)
 {
-  struct blockmap_run runs[REQ_SEGS];
+  size_t newcap;
+  char *nb;
+
+  if (need <= req->bufcap)
+    return 0;
+  nb = bufpool_get (req->conn->loop, need > req->bufcap * 2 ? need
+                    : req->bufcap * 2, &newcap);
+  if (nb == NULL)
+    return -ENOMEM;
+  memcpy (nb, req->buf, req->bufcap);
+  bufpool_put (req->conn->loop, req->buf, req->bufcap);
+  conn_account_bytes (req->conn, newcap - req->bufcap);
+  req->buf = nb;
+  req->bufcap = newcap;
+  return 0;
+}
+
+/* Append at *AT of REQ's buffer one BLOCK_STATUS chunk for context ID
+ * over the request's range: allocation, or (CHANGED) changed since the
+ * base snapshot.  DONE: the reply's last chunk.  Returns 0 or -errno.
+ */
+static int
+put_status_chunk (struct req *req, size_t *at, uint32_t id, bool changed,
+                  bool done)
+{
   const size_t hsz = sizeof (struct nbd_structured_reply);
+  const size_t dsz = sizeof (struct nbd_block_descriptor);
   uint64_t pos = req->offset, end = req->offset + req->length;
-  struct nbd_block_descriptor *d;
-  unsigned nd = 0, maxd = PROTO_MAX_DESCRIPTORS, cap;
-  uint32_t ctx;
+  unsigned nd = 0, maxd = PROTO_MAX_DESCRIPTORS;
+  struct nbd_block_descriptor d;
+  uint32_t ctx = htobe32 (id), last = 0;
   int n, i;
 
   if (req->flags & NBD_CMD_FLAG_REQ_ONE)
     maxd = 1;
-  if (req_alloc_buf (req, 4096) < 0)
-    goto nomem;
-  cap = (req->bufcap - hsz - 4) / sizeof *d;
-  d = (struct nbd_block_descriptor *) (req->buf + hsz + 4);
+  if (grow_buf (req, *at + hsz + 4 + 64 * dsz) < 0)
+    return -ENOMEM;
   while (pos < end) {
-    n = blockmap_map_range (req->conn->vol, pos, end - pos, runs, REQ_SEGS);
-    if (n < 0) {
-      req->error = n;
-      req_io_finished (req);
-      return;
-    }
-    for (i = 0; i < n; i++) {
-      uint32_t st = runs[i].tier == BM_TIER_NONE
-        ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+    struct blockmap_run runs[REQ_SEGS];
+    struct blockmap_diff_run druns[REQ_SEGS];
+    uint32_t st[REQ_SEGS];
+    uint64_t len[REQ_SEGS];
 
-      if (nd > 0 && be32toh (d[nd - 1].flags) == st) {
-        d[nd - 1].length = htobe32 (be32toh (d[nd - 1].length)
-                                    + (uint32_t) runs[i].length);
+    if (changed) {
+      n = blockmap_diff (req->conn->changed_base, req->conn->vol, pos,
+                         end - pos, druns, REQ_SEGS);
+      for (i = 0; i < n; i++) {
+        st[i] = druns[i].changed ? PROTO_STATE_CHANGED : 0;
+        len[i] = druns[i].length;
+      }
+    }
+    else {
+      n = blockmap_map_range (req->conn->vol, pos, end - pos, runs,
+                              REQ_SEGS);
+      for (i = 0; i < n; i++) {
+        st[i] = runs[i].tier == BM_TIER_NONE
+          ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+        len[i] = runs[i].length;
+      }
+    }
+    if (n < 0)
+      return n;
+    for (i = 0; i < n; i++) {
+      char *dp = req->buf + *at + hsz + 4;
+
+      pos += len[i];
+      if (nd > 0 && last == st[i]) {
+        memcpy (&d, dp + (nd - 1) * dsz, dsz);
+        d.length = htobe32 (be32toh (d.length) + (uint32_t) len[i]);
+        memcpy (dp + (nd - 1) * dsz, &d, dsz);
         continue;
       }
       if (nd == maxd)
         goto done;
-      if (nd == cap) {          /* grow the reply buffer */
-        size_t newcap;
-        char *nb = bufpool_get (req->conn->loop, req->bufcap * 2, &newcap);
-
-        if (nb == NULL)
-          goto nomem;
-        memcpy (nb, req->buf, req->bufcap);
-        bufpool_put (req->conn->loop, req->buf, req->bufcap);
-        conn_account_bytes (req->conn, newcap - req->bufcap);
-        req->buf = nb;
-        req->bufcap = newcap;
-        cap = (req->bufcap - hsz - 4) / sizeof *d;
-        d = (struct nbd_block_descriptor *) (req->buf + hsz + 4);
-      }
-      d[nd].length = htobe32 ((uint32_t) runs[i].length);
-      d[nd].flags = htobe32 (st);
+      if (grow_buf (req, *at + hsz + 4 + (nd + 1) * dsz) < 0)
+        return -ENOMEM;
+      dp = req->buf + *at + hsz + 4;
+      d.length = htobe32 ((uint32_t) len[i]);
+      d.flags = htobe32 (st[i]);
+      memcpy (dp + nd * dsz, &d, dsz);
+      last = st[i];
       nd++;
     }
-    pos = runs[n - 1].offset + runs[n - 1].length;
   }
  done:
+  put_chunk_header (req->buf + *at, req, done ? NBD_REPLY_FLAG_DONE : 0,
+                    NBD_REPLY_TYPE_BLOCK_STATUS, 4 + nd * dsz);
+  memcpy (req->buf + *at + hsz, &ctx, 4);
+  *at += hsz + 4 + nd * dsz;
+  return 0;
+}
+
+/* One chunk per negotiated context: base:allocation, strata:changed. */
+static void
+do_block_status (struct req *req)
+{
+  struct conn *c = req->conn;
+  size_t at = 0;
+  int r = 0;
+
+  if (req_alloc_buf (req, 4096) < 0)
+    r = -ENOMEM;
+  if (r == 0 && c->meta_allocation)
+    r = put_status_chunk (req, &at, PROTO_META_ALLOCATION_ID, false,
+                          c->changed_base == NULL);
+  if (r == 0 && c->changed_base)
+    r = put_status_chunk (req, &at, PROTO_META_CHANGED_ID, true, true);
+  if (r < 0) {
+    req->error = r;
+    req_io_finished (req);
+    return;
+  }
   if (req->io_active) {
     blockmap_io_end (server.pool, req->token);
     req->io_active = false;
   }
-  put_chunk_header (req->buf, req, NBD_REPLY_FLAG_DONE,
-                    NBD_REPLY_TYPE_BLOCK_STATUS, 4 + nd * sizeof *d);
-  ctx = htobe32 (PROTO_META_ALLOCATION_ID);
-  memcpy (req->buf + hsz, &ctx, 4);
   req->iov[0].iov_base = req->buf;
-  req->iov[0].iov_len = hsz + 4 + nd * sizeof *d;
+  req->iov[0].iov_len = at;
   send_reply (req, 1);
-  return;
-
- nomem:
-  req->error = -ENOMEM;
-  req_io_finished (req);
 }
 
 void
@@ -1148,6 +1199,7 @@ proto_transmission (struct conn *c)
     es.eflags = c->eflags;
     es.structured = c->structured;
     es.meta_allocation = c->meta_allocation;
+    es.meta_changed = c->changed_base != NULL;
     v = proto_check_request (&h, &es, &err, &msg);
     if (v == PROTO_DISCONNECT) {
       log_error_ratelimited ("conn %" PRIu64 ": %s, closing the "
