@@ -174,6 +174,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   if ((r = blockmap_test_share_range (pool, "a", "b", 0,
                                       VOLSIZE / CHUNK)) < 0)
     die ("share range", r);
+  /* A snapshot of "a": a read-only export, and strata:changed:s. */
+  if ((r = blockmap_volume_clone (pool, "a", "a@s", 0, NULL, NULL,
+                                  true)) < 0)
+    die ("snapshot", r);
 
   server.pool = pool;
   server.cfg = NULL;            /* no types: nothing is rotational */

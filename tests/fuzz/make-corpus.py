@@ -138,6 +138,23 @@ seeds = {
     "disc-then-more": session("z", req(DISC), req(READ, 0, 4096)),
     "export-name-unknown": flags() + opt(OPT_EXPORT_NAME, b"nosuch"),
     "many-options": flags() + b"".join(opt(OPT_LIST) for _ in range(200)),
+    # Snapshots: a@s is a snapshot of a (read-only export), and every
+    # export of a lists strata:changed:s.
+    "snapshot-changed-blocks": flags() + opt(OPT_SR)
+    + meta(OPT_LIST_META, "a", ["strata:"])
+    + meta(OPT_SET_META, "a", ["base:allocation", "strata:changed:s",
+                               "strata:changed:a@s"])
+    + go("a") + req(WRITE, CHUNK + 100, 4096) + req(TRIM, 4 * CHUNK, CHUNK)
+    + req(BSTATUS, 0, 1 << 20) + req(BSTATUS, 0, 1 << 20, REQ_ONE)
+    + req(DISC),
+    "snapshot-read-only": session(
+        "a@s", req(READ, 0, 4096), req(WRITE, 0, 512), req(TRIM, 0, CHUNK),
+        req(ZEROES, 0, 4096), req(FLUSH), req(READ, 0, 4096), req(DISC)),
+    "snapshot-meta-bad": flags() + opt(OPT_SR)
+    + meta(OPT_SET_META, "a@s", ["strata:changed:s", "strata:changed:",
+                                 "strata:changed:nosuch", "strata:changed:@",
+                                 "strata:changed:b@s"])
+    + go("a@s") + req(BSTATUS, 0, 4096) + req(DISC),
 }
 
 

@@ -19,6 +19,7 @@ start_stratad "$pool"
 for v in a b z; do strata_cli volume create "$v" --size 1M >/dev/null; done
 nbdsh -u "$(uri a)" -c 'h.pwrite(b"A" * (1 << 20), 0); h.flush()'
 nbdsh -u "$(uri b)" -c 'h.pwrite(b"B" * (1 << 20), 0); h.flush()'
+strata_cli snapshot create a s >/dev/null
 stop_stratad
 
 n=0
