@@ -294,9 +294,13 @@ int blockmap_diff (struct blockmap_volume *base, struct blockmap_volume *vol,
 
 /* Free, a batch of at most MAX_NODES map nodes at a time, what deleted
  * volumes and snapshots held (the delete itself only detached their
- * maps).  Call it while blockmap_pool_reap_wanted() is true, from a
- * thread that may take the pool lock (the daemon's sync thread does).
- * Returns how many subtrees are still queued.
+ * maps).  What a deleted map shared with others is let go only once
+ * the delete is durable and the I/O begun before it has ended; each
+ * blockmap_pool_sync() also reaps a batch.  Call it while
+ * blockmap_pool_reap_wanted() is true (false while only such waits
+ * remain), from a thread that may take the pool lock (the daemon's
+ * sync thread does).  Returns how many subtrees are still queued,
+ * waiting ones included.
  */
 size_t blockmap_pool_reap (struct blockmap_pool *pool, size_t max_nodes);
 bool blockmap_pool_reap_wanted (struct blockmap_pool *pool);

@@ -287,14 +287,19 @@ int pool_walk_distinct (struct blockmap_pool *pool,
 struct reap_item {
   struct rnode *n;              /* one reference to drop */
   uint64_t lsn;                 /* the VOL_DELETE that dropped it */
+  uint64_t epoch;               /* io epoch of that delete */
 };
 
 /* Map nodes freed per step: a few hundred microseconds of pool lock. */
 #define BM_REAP_BATCH 1024
 
-/* Queue one reference to N (may be NULL) for dropping.  Pool lock held. */
+/* Queue the reference of the map deleted by record LSN to its root N
+ * (may be NULL) for dropping.  Pool lock held.
+ */
 void reap_push (struct blockmap_pool *pool, struct rnode *n, uint64_t lsn);
-/* Drop up to BUDGET queued references.  Returns how many are left. */
+/* Drop up to BUDGET queued references.  Returns how many are left,
+ * counting those held back (see reap.c).
+ */
 size_t reap_step (struct blockmap_pool *pool, size_t budget);
 
 /* ---- pool.c ---------------------------------------------------------- */
@@ -400,8 +405,9 @@ struct blockmap_pool {
   bool replaying;
 
   /* Maps of deleted volumes, being freed (reap.c). */
-  struct reap_item *reap;       /* owned stack [0, nreap) */
-  size_t nreap, reapcap;
+  struct reap_item *reap;       /* owned: held back [0, reap_held),
+                                   stack [reap_held, nreap) */
+  size_t nreap, reapcap, reap_held;
   uint64_t reaped_nodes;        /* since open */
 
   /* I/O epochs (grace period for freed chunks). */

@@ -568,6 +568,8 @@ pool_commit_locked (struct blockmap_pool *pool)
     pool->durable_lsn = last;
     if (end > pool->hot.data_end && !pool->hot.no_extend)
       pool->hot.data_end = end;
+    /* Deletes just made durable may let go of what they shared. */
+    reap_step (pool, BM_REAP_BATCH);
     n = alloc_reclaim_take (pool, &v);
   }
   if (n > 0)

@@ -214,7 +214,9 @@ blockmap_volume_delete (struct blockmap_pool *pool, const char *name,
   rec.vol = vol->id;
   if ((r = state_log (pool, &rec)) < 0)
     return r;
-  /* A small map is gone at once; a large one is left to the reaper. */
+  /* A small map is gone at once, but for what it shared (held back
+   * until the delete is durable); a large one is left to the reaper.
+   */
   reap_step (pool, BM_REAP_BATCH);
   return 0;
 }

@@ -963,6 +963,33 @@ test_a_large_snapshot_is_freed_in_the_background (void **state)
   expect_only_a_left ();
 }
 
+/* The daemon reaps from its sync thread while clients go on writing
+ * and trimming: frees of both kinds mix in the pending list.
+ */
+static void
+test_pool_check_is_clean_while_a_reap_and_trims_interleave (void **state)
+{
+  struct blockmap_volume *a;
+
+  (void) state;
+  reap_setup ();
+  assert_int_equal (blockmap_volume_delete (t.pool, "a@s", false), 0);
+  a = vopen ("a");
+  for (int i = 0; pinfo ().reap_pending > 0; i++) {
+    assert_true (i < 1000);
+    assert_int_equal (blockmap_unmap (a, (2 * i + 1) * 2 * CS, CS), 0);
+    blockmap_pool_reap (t.pool, 300);
+    assert_int_equal (check_remembering (), 0);
+    if (i % 3 == 2)
+      assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  }
+  blockmap_volume_release (a);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  assert_int_equal (tpool_check (&t), 0);
+  assert_int_equal (pinfo ().pending_chunks, 0);
+  assert_int_equal (pinfo ().hot_used, vinfo ("a").allocated);
+}
+
 static void
 test_a_crash_in_the_middle_of_a_reap_frees_everything_after_reopen (void **state)
 {
@@ -979,6 +1006,98 @@ test_a_crash_in_the_middle_of_a_reap_frees_everything_after_reopen (void **state
   assert_int_equal (blockmap_pool_sync (t.pool), 0);
   assert_int_equal (tpool_check (&t), 0);
   expect_only_a_left ();
+}
+
+/* ---- node sharing and durability ------------------------------------ */
+
+/* A snapshot delete that is not durable yet must not let its volume
+ * write in place what the two shared: after a crash the snapshot is
+ * back and must read what it did (as for a chunk's count dropping,
+ * refcount.c "held").
+ */
+static void
+test_a_snapshot_delete_not_yet_durable_still_copies_on_write (void **state)
+{
+  struct blockmap_volume *a;
+  struct blockmap_run r[4];
+
+  (void) state;
+  vcreate ("a", 64 * CS);
+  a = vopen ("a");
+  write_head (a, 0, 'o');
+  snap ("a", "a@s");
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  assert_int_equal (blockmap_volume_delete (t.pool, "a@s", false), 0);
+  assert_int_equal (reap_all (), 1);    /* the root the two share */
+  assert_int_equal (tpool_check (&t), 0);
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, BM_RUN_COW);
+  blockmap_cow_abort (a, &r[0]);
+  /* Durable, and no I/O in flight: in place from now on. */
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  reap_all ();
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, 0);
+  blockmap_volume_release (a);
+}
+
+static void
+test_a_snapshot_whose_delete_was_lost_in_a_crash_reads_its_data (void **state)
+{
+  struct blockmap_volume *a, *s;
+
+  (void) state;
+  vcreate ("a", 64 * CS);
+  a = vopen ("a");
+  for (uint64_t l = 0; l < 8; l++)
+    write_head (a, l, 'o');
+  snap ("a", "a@s");
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  assert_int_equal (blockmap_volume_delete (t.pool, "a@s", false), 0);
+  reap_all ();
+  for (uint64_t l = 0; l < 8; l++)
+    write_head (a, l, 'n');
+  blockmap_volume_release (a);
+  blockmap_pool_crash_close (t.pool);   /* the delete is lost */
+  tpool_reopen (&t);
+  assert_int_equal (tpool_check (&t), 0);
+  s = vopen ("a@s");
+  for (uint64_t l = 0; l < 8; l++)
+    assert_int_equal (head_of (s, l), 'o');
+  blockmap_volume_release (s);
+}
+
+/* A read through a snapshot begun before its (forced) delete may still
+ * be reading the chunks it shares with the volume.
+ */
+static void
+test_a_snapshot_deleted_under_a_read_is_still_copied_until_it_ends (void **state)
+{
+  struct blockmap_volume *a, *s;
+  struct blockmap_run r[4];
+  uint64_t tok;
+
+  (void) state;
+  vcreate ("a", 64 * CS);
+  a = vopen ("a");
+  write_head (a, 0, 'o');
+  snap ("a", "a@s");
+  s = vopen ("a@s");
+  tok = blockmap_io_begin (t.pool);
+  assert_int_equal (blockmap_map_range (s, 0, 4096, r, 4), 1);
+  assert_int_equal (blockmap_volume_delete (t.pool, "a@s", true), 0);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  reap_all ();
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, BM_RUN_COW);
+  blockmap_cow_abort (a, &r[0]);
+  blockmap_io_end (t.pool, tok);
+  blockmap_volume_release (s);
+  assert_int_equal (blockmap_pool_sync (t.pool), 0);
+  reap_all ();
+  assert_int_equal (blockmap_write_prepare (a, 0, 4096, r, 4), 1);
+  assert_int_equal (r[0].flags, 0);
+  blockmap_volume_release (a);
 }
 
 /* ---- 9. a snapshot waits for the writes in flight ------------------- */
@@ -1150,7 +1269,11 @@ main (void)
     T (test_diff_past_the_base_end_compares_with_a_hole),
     T (test_diff_with_a_deleted_side_is_shutdown),
     T (test_a_large_snapshot_is_freed_in_the_background),
+    T (test_pool_check_is_clean_while_a_reap_and_trims_interleave),
     T (test_a_crash_in_the_middle_of_a_reap_frees_everything_after_reopen),
+    T (test_a_snapshot_delete_not_yet_durable_still_copies_on_write),
+    T (test_a_snapshot_whose_delete_was_lost_in_a_crash_reads_its_data),
+    T (test_a_snapshot_deleted_under_a_read_is_still_copied_until_it_ends),
     T (test_a_snapshot_waits_for_writes_begun_and_holds_off_new_ones),
     T (test_pool_check_finds_a_wrong_share_count),
   };
