@@ -221,7 +221,8 @@ alloc_rebuild_free (struct blockmap_pool *pool)
 }
 
 size_t
-alloc_reclaim_take (struct blockmap_pool *pool, struct pending_free **out)
+alloc_reclaim_take (struct blockmap_pool *pool, size_t max,
+                    struct pending_free **out)
 {
   struct tier_space *ts = &pool->hot;
   uint64_t oldest = alloc_oldest_epoch (pool);
@@ -230,7 +231,7 @@ alloc_reclaim_take (struct blockmap_pool *pool, struct pending_free **out)
 
   *out = NULL;
   alloc_expire_holds (pool);
-  for (i = ts->phead; i < ts->npending; i++)
+  for (i = ts->phead; i < ts->npending && i - ts->phead < max; i++)
     if (ts->pending[i].lsn > pool->durable_lsn ||
         ts->pending[i].epoch >= oldest)
       break;
@@ -334,4 +335,19 @@ alloc_refresh_fs (struct blockmap_pool *pool)
     pool->hot.fs_avail = (uint64_t) sv.f_bavail * sv.f_frsize
       >> pool->chunk_shift;
   }
+}
+
+size_t
+blockmap_pool_reclaim (struct blockmap_pool *pool, size_t max_ranges)
+{
+  struct pending_free *v;
+  size_t n;
+
+  {
+    LOCK_FOR_SCOPE (&pool->lock);
+    n = alloc_reclaim_take (pool, max_ranges, &v);
+  }
+  if (n > 0)
+    alloc_reclaim_finish (pool, v, n);
+  return n;
 }

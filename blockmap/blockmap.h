@@ -305,6 +305,15 @@ int blockmap_diff (struct blockmap_volume *base, struct blockmap_volume *vol,
 size_t blockmap_pool_reap (struct blockmap_pool *pool, size_t max_nodes);
 bool blockmap_pool_reap_wanted (struct blockmap_pool *pool);
 
+/* Make reusable up to MAX_RANGES runs of freed chunks whose freeing is
+ * durable and past its grace period: punch them (so they read as zero)
+ * and add them to the free space.  Each commit does a few itself; after
+ * a large delete, call this until it returns 0 from a thread that may
+ * block, so that commits (and so FLUSH) never wait for the punching.
+ * BLOCKS (fallocate).  Returns the number of runs handled.
+ */
+size_t blockmap_pool_reclaim (struct blockmap_pool *pool, size_t max_ranges);
+
 /* Every data I/O the caller does on a data file must lie between
  * blockmap_io_begin() and blockmap_io_end() with the token it returned,
  * so that a chunk freed meanwhile is not reused under it (grace period).

@@ -226,7 +226,7 @@ checkpoint_write (struct blockmap_pool *pool, bool clean)
     LOCK_FOR_SCOPE (&pool->lock);
     pool->checkpoint_lsn = last;
     pool->durable_lsn = last;
-    n = alloc_reclaim_take (pool, &v);
+    n = alloc_reclaim_take (pool, BM_RECLAIM_BATCH, &v);
   }
   if (n > 0)
     alloc_reclaim_finish (pool, v, n);

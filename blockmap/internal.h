@@ -290,6 +290,12 @@ struct reap_item {
   uint64_t epoch;               /* io epoch of that delete */
 };
 
+/* Freed ranges a commit punches itself (each a fallocate): a delete of
+ * a large map frees hundreds of thousands, which blockmap_pool_reclaim
+ * punches off the commit path, so FLUSH never waits for them.
+ */
+#define BM_RECLAIM_BATCH 256
+
 /* Map nodes freed per step: a few hundred microseconds of pool lock. */
 #define BM_REAP_BATCH 1024
 
@@ -587,7 +593,7 @@ int alloc_rebuild_free (struct blockmap_pool *pool);
  * of the pending list into *OUT (caller frees), counting them as in
  * transit; pool lock held.  Returns the number of entries.
  */
-size_t alloc_reclaim_take (struct blockmap_pool *pool,
+size_t alloc_reclaim_take (struct blockmap_pool *pool, size_t max,
                            struct pending_free **out);
 /* Punch each range (no lock), then add them to the free tree (takes the
  * pool lock).  Frees V.

@@ -570,7 +570,7 @@ pool_commit_locked (struct blockmap_pool *pool)
       pool->hot.data_end = end;
     /* Deletes just made durable may let go of what they shared. */
     reap_step (pool, BM_REAP_BATCH);
-    n = alloc_reclaim_take (pool, &v);
+    n = alloc_reclaim_take (pool, BM_RECLAIM_BATCH, &v);
   }
   if (n > 0)
     alloc_reclaim_finish (pool, v, n);

@@ -20,7 +20,10 @@
  * Reaping.  A delete only detaches a map (blockmap/reap.c); this thread
  * frees it BATCH nodes at a time with a short pause between batches,
  * so that client requests get the pool lock in between, and then kicks
- * the sync thread so that the freed chunks become reusable.
+ * the sync thread so that the freeing becomes durable.  Once it is, the
+ * thread punches the freed chunks (blockmap_pool_reclaim), a batch at a
+ * time: a commit only punches a few itself, so FLUSH on any volume
+ * never waits behind the hundreds of thousands a big delete frees.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +41,7 @@
 #include "internal.h"
 
 #define REAP_BATCH 1024
+#define RECLAIM_BATCH 256
 #define REAP_PAUSE_NS (100 * 1000)
 /* Look at most this far back for a missed firing. */
 #define CATCH_UP_SEC (2 * 86400)
@@ -261,6 +265,23 @@ reap (struct blockmap_pool *pool)
     sync_kick (server.sync);    /* the freed chunks wait for a commit */
 }
 
+/* Punch what deletes freed, once durable, off the commit path. */
+static void
+reclaim (struct blockmap_pool *pool)
+{
+  for (;;) {
+    struct timespec ts = { .tv_nsec = REAP_PAUSE_NS };
+    {
+      LOCK_FOR_SCOPE (&pr.lock);
+      if (pr.stop)
+        return;
+    }
+    if (blockmap_pool_reclaim (pool, RECLAIM_BATCH) == 0)
+      return;
+    nanosleep (&ts, NULL);
+  }
+}
+
 static void *
 policy_thread (void *opaque)
 {
@@ -283,6 +304,7 @@ policy_thread (void *opaque)
     reap (pool);
     policy_run_once (pool, policy_now ());
     reap (pool);
+    reclaim (pool);
   }
   return NULL;
 }
