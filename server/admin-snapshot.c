@@ -101,7 +101,7 @@ snapshot_json (const struct blockmap_volume_info *vi)
   json_t *o;
 
   tags = json_object_get (root, "tags");
-  o = json_pack ("{s:s, s:s%, s:s, s:I, s:I, s:s, s:I, s:O, s:b, s:I, s:I, "
+  o = json_pack ("{s:s, s:s%, s:s, s:I, s:I, s:s, s:I, s:o, s:b, s:I, s:I, "
                  "s:i}",
                  "name", at ? at + 1 : vi->name,
                  "volume", vi->name, (int) (at ? at - vi->name : 0),
@@ -111,7 +111,8 @@ snapshot_json (const struct blockmap_volume_info *vi)
                  "type", vi->type,
                  "created", (json_int_t) (pat >= 0 ? pat
                                           : (int64_t) vi->created),
-                 "tags", json_is_object (tags) ? tags : json_object (),
+                 "tags", json_is_object (tags) ? json_incref (tags)
+                 : json_object (),
                  "policy", pat >= 0,
                  "allocated", (json_int_t) vi->allocated,
                  "extents", (json_int_t) vi->extents,
@@ -684,10 +685,10 @@ admin_op_policy_set (struct admin_req *r, json_t **result)
   if (snap_cron_next (&c, policy_now ()) < 0)
     return admin_errorf (r->e, EINVAL, "schedule '%.100s' never fires in "
                          "the next five years", sched);
-  p = json_pack ("{s:s, s:I, s:I, s:O, s:I}", "schedule", sched,
+  p = json_pack ("{s:s, s:I, s:I, s:o, s:I}", "schedule", sched,
                  "keep_count", (json_int_t) keep_count,
                  "keep_age", (json_int_t) keep_age,
-                 "tags", tags ? tags : json_object (),
+                 "tags", tags ? json_incref (tags) : json_object (),
                  "since", (json_int_t) policy_now ());
   return store_policy (r, &vi, p, result);
 }
