@@ -71,34 +71,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
-
-
-def drop_caches():
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def parse_size(s):
-    s = str(s).strip().upper().rstrip("B").rstrip("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    return int(float(s[:-1]) * mult[s[-1]]) if s[-1] in mult else int(s)
+sys.path.insert(0, os.path.join(HERE, "bench"))
+from bench import drop_caches, loadavg, log, med, parse_size, run  # noqa: E402
 
 
 def human(n):
@@ -671,11 +645,6 @@ def summarise(path):
             "p50": pc.get("50.000000", 0) / 1000,
             "p99": pc.get("99.000000", 0) / 1000,
             "max": lat.get("max", 0) / 1000}
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
 def report(a, b, elapsed):

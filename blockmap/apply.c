@@ -105,18 +105,10 @@ state_check (struct blockmap_pool *pool, const struct jrec *r)
         ? vol->readonly || snapshot_name_valid (vol, r->name) < 0
         : blockmap_name_valid (r->name) < 0)
       return -EINVAL;
-    if (r->vtype[0] == '\0' || strlen (r->vtype) >= BLOCKMAP_TYPE_MAX)
-      return -EINVAL;
-    if (r->attrs && strlen (r->attrs) >= BLOCKMAP_ATTRS_MAX)
-      return -E2BIG;
     /* Larger is fine (the new range is a hole); smaller would cut. */
-    if (!size_valid (r->size) || r->size < vol->size)
+    if (r->size < vol->size)
       return -EINVAL;
-    if (pool_find_volume (pool, r->name) != NULL)
-      return -EEXIST;
-    if (r->vol < pool->next_vol_id || pool_find_volume_id (pool, r->vol))
-      return -EEXIST;
-    return 0;
+    return create_check (pool, r);
   case JREC_VOL_DELETE:
     return 0;
   case JREC_VOL_RESIZE:
