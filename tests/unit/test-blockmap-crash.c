@@ -851,19 +851,25 @@ test_a_crash_during_recovery_with_snapshots (void **state)
 }
 
 /* A soak: CRASH_WORKLOADS=N runs N more workloads (seeds 100..),
- * one seed per random mode.  Skipped by default.
+ * one seed per random mode, and CRASH_SNAP_WORKLOADS=N as many with
+ * snapshots and clones (seeds 200..).  Skipped by default.
  */
 static void
 test_more_workloads_when_asked (void **state)
 {
   const char *e = getenv ("CRASH_WORKLOADS");
-  int n = e ? atoi (e) : 0;
+  const char *es = getenv ("CRASH_SNAP_WORKLOADS");
+  int n = e ? atoi (e) : 0, ns = es ? atoi (es) : 0;
 
   (void) state;
-  if (n <= 0)
+  if (n <= 0 && ns <= 0)
     skip ();
   for (int w = 0; w < n; w++)
     crash_everywhere (100 + w, 1, 0, 0);
+  snap_pct = 15;
+  for (int w = 0; w < ns; w++)
+    crash_everywhere (200 + w, 1, 0, 0);
+  snap_pct = 0;
 }
 
 int
