@@ -2,11 +2,12 @@
  * and frees the maps of deleted volumes and snapshots.
  *
  * Policies.  Each volume may carry a policy in its attrs (schedule,
- * retention, tags, and "since": when it was set).  About once a second
- * the runner looks at each: the last time the policy fired is the
- * newest of "since" and the times of the snapshots it took (stored in
- * each snapshot's attrs), so nothing is kept in memory and a restart
- * loses nothing.  If the schedule has a firing time after that and not
+ * retention, tags, "since": when it was set, and "last_run": the slot
+ * last taken).  About once a second the runner looks at each: the last
+ * time the policy fired is the newest of those two and the times of the
+ * snapshots it took (stored in each snapshot's attrs), so nothing is
+ * kept in memory, a restart loses nothing, and retention removing a
+ * snapshot does not make its slot look missed.  If the schedule has a firing time after that and not
  * after now, the runner takes one snapshot named auto-YYYYMMDD-HHMM
  * (UTC) for the latest such time -- after downtime it catches up with
  * one snapshot, not a storm of them -- then applies retention to the
@@ -107,8 +108,36 @@ struct pol {
   char schedule[128];
   struct snap_retention keep;
   int64_t since;
+  int64_t last_run;             /* the slot last taken; 0: none */
   json_t *tags;                 /* owned */
 };
+
+/* Remember in VOL's policy that slot AT was taken, so that retention
+ * removing the snapshot does not make the slot look missed.
+ */
+static void
+record_run (struct blockmap_pool *pool, const char *vol, int64_t at)
+{
+  struct admin_err e;
+  struct admin_req r = { .pool = pool, .e = &e };
+  struct blockmap_volume_info vi;
+  CLEANUP_FREE char *attrs = NULL;
+  json_t *root, *p;
+
+  if (blockmap_volume_info (pool, vol, &vi) < 0)
+    return;
+  root = json_loads (vi.attrs, 0, NULL);
+  p = json_object_get (root, "snapshot_policy");
+  if (json_is_object (p)) {
+    p = json_deep_copy (p);
+    json_object_set_new (p, "last_run", json_integer (at));
+    if (admin_attrs_with (&r, vi.attrs, "snapshot_policy", p, &attrs) == 0
+        && blockmap_volume_set_attrs (pool, vol, NULL, attrs) < 0)
+      log_error ("snapshot policy of volume %s: cannot record its run",
+                 vol);
+  }
+  json_decref (root);
+}
 
 static void
 run_policy (struct blockmap_pool *pool, const struct pol *p, int64_t now)
@@ -133,6 +162,8 @@ run_policy (struct blockmap_pool *pool, const struct pol *p, int64_t now)
   last = last_policy_run (snaps, n, managed);
   if (last < p->since)
     last = p->since;
+  if (last < p->last_run)
+    last = p->last_run;
   if (last < now - CATCH_UP_SEC)
     last = now - CATCH_UP_SEC;
   for (t = snap_cron_next (&c, last); t >= 0 && t <= now;
@@ -158,6 +189,7 @@ run_policy (struct blockmap_pool *pool, const struct pol *p, int64_t now)
     if (snapshot_take (pool, p->volume, name, p->tags, fire, &e) < 0)
       log_error ("snapshot policy of volume %s: %s", p->volume, e.msg);
     else {
+      record_run (pool, p->volume, fire);
       free (snaps);
       snaps = NULL;
       if (snapshot_collect (pool, p->volume, &snaps, &n) < 0)
@@ -226,6 +258,7 @@ collect_policy (void *opaque, const struct blockmap_volume_info *vi)
                                                               "keep_count"));
     x->keep.keep_age = json_integer_value (json_object_get (p, "keep_age"));
     x->since = json_integer_value (json_object_get (p, "since"));
+    x->last_run = json_integer_value (json_object_get (p, "last_run"));
     x->tags = json_incref (json_object_get (p, "tags"));
   }
   json_decref (root);

@@ -264,6 +264,56 @@ test_policy_runs_on_a_fake_clock (void **state)
   assert_int_equal (count_snapshots ("p", true), 1);
 }
 
+/* Create volume NAME; its id (ids only grow, one per volume or
+ * snapshot ever made).
+ */
+static int64_t
+new_volume_id (const char *name)
+{
+  char line[256];
+  json_t *reply, *r;
+  int64_t id;
+
+  snprintf (line, sizeof line, "{\"op\": \"volume.create\", \"args\": "
+            "{\"name\": \"%s\", \"size\": 1048576}}", name);
+  r = ok (line, &reply);
+  id = int_field (r, "id");
+  json_decref (reply);
+  return id;
+}
+
+/* Retention shorter than the schedule's period removes every policy
+ * snapshot between firings; the runner must not then take the same
+ * slot again (it once did, every second).
+ */
+static void
+test_retention_shorter_than_the_period_does_not_churn (void **state)
+{
+  const int64_t hour = 3600;
+  int64_t first, id0;
+
+  (void) state;
+  do_ok ("{\"op\": \"volume.create\", \"args\": {\"name\": \"q\", "
+         "\"size\": 16777216}}");
+  do_ok ("{\"op\": \"snapshot.policy.set\", \"args\": {\"volume\": \"q\", "
+         "\"schedule\": \"0 * * * *\", \"keep_age\": 1800}}");
+  first = (policy_since ("q") / hour + 1) * hour;
+  policy_run_once (pool, first + 10);
+  assert_int_equal (count_snapshots ("q", true), 1);
+  policy_run_once (pool, first + 1900);         /* too old: removed */
+  assert_int_equal (count_snapshots ("q", true), 0);
+  /* Not taken again (and removed at once): volume ids count takes. */
+  id0 = new_volume_id ("probe1");
+  policy_run_once (pool, first + 1901);
+  policy_run_once (pool, first + 2500);
+  assert_int_equal (new_volume_id ("probe2"), id0 + 1);
+  assert_int_equal (count_snapshots ("q", true), 0);
+  policy_run_once (pool, first + hour + 5);     /* the next slot is */
+  assert_int_equal (count_snapshots ("q", true), 1);
+  do_ok ("{\"op\": \"snapshot.policy.clear\", \"args\": {\"volume\": "
+         "\"q\"}}");
+}
+
 int
 main (void)
 {
@@ -272,6 +322,7 @@ main (void)
     cmocka_unit_test (test_bad_requests_name_the_problem),
     cmocka_unit_test (test_restore_diff_and_orphans),
     cmocka_unit_test (test_policy_runs_on_a_fake_clock),
+    cmocka_unit_test (test_retention_shorter_than_the_period_does_not_churn),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }
