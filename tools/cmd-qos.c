@@ -63,7 +63,7 @@ cli_budget_args (struct cli *cli, json_t *args)
 {
   const char *iops_s = cli_opt (cli, "iops"), *tput_s = cli_opt (cli,
                                                                  "throughput");
-  uint64_t iops, tput;
+  uint64_t iops = 0, tput = 0;
   int ret;
 
   if (iops_s) {
@@ -361,7 +361,7 @@ cmd_events_list (struct cli *cli)
   const char *volume = cli_opt (cli, "volume"), *type = cli_opt (cli, "type");
   json_t *args = json_object (), *r, *e;
   struct table t;
-  uint64_t n;
+  uint64_t n = 0;
   double when;
   size_t i;
   int ret;
@@ -447,8 +447,8 @@ cmd_alarm_set (struct cli *cli)
                                                                     "above");
   const char *clear_s = cli_opt (cli, "clear-below"), *for_s = cli_opt (cli,
                                                                         "for");
-  double above, clear;
-  uint64_t windows;
+  double above = 0, clear = 0;
+  uint64_t windows = 0;
   json_t *args, *r;
   int ret;
 

@@ -72,13 +72,14 @@ static const char *
 parse_error (const char *text)
 {
   static char err[256];
+  const char *shown = text ? text : "(null)";   /* NULL is a case too */
   struct snap_cron c;
 
   memset (err, 'x', sizeof err);
   if (snap_cron_parse (text, &c, err, sizeof err) != -EINVAL)
-    fail_msg ("'%s' was accepted", text);
+    fail_msg ("'%s' was accepted", shown);
   if (memchr (err, '\0', sizeof err) == NULL)
-    fail_msg ("'%s': the error is not terminated", text);
+    fail_msg ("'%s': the error is not terminated", shown);
   return err;
 }
 
