@@ -322,9 +322,12 @@ class Bench:
         return s
 
     def prefill(self, srv):
-        if srv.name == "nbdkit-null" or srv.file in self.prefilled:
+        # Keyed by what is served: the raw limits share one file, and
+        # every strata server (no file of its own) has its own URI.
+        key = srv.file or srv.uri
+        if srv.name == "nbdkit-null" or key in self.prefilled:
             return
-        self.prefilled.add(srv.file)
+        self.prefilled.add(key)
         run(["fio", "--name=prefill", "--size=%d" % self.size,
              "--rw=write", "--bs=1m", "--iodepth=8", "--output=/dev/null"]
             + srv.fio_target())
