@@ -370,6 +370,8 @@ struct loop {
   unsigned index;
   pthread_t thread;
   struct io_uring ring;
+  bool ring_disabled;                   /* created R_DISABLED: the loop
+                                           thread enables it */
   int efd;                              /* eventfd: messages, stop */
   uint64_t efd_buf;
   struct uop efd_op;
