@@ -366,6 +366,29 @@ struct accept_op {
   bool armed;
 };
 
+#define LOOP_LOCAL_MAX 256              /* local completions per pass */
+
+/* Whether a loop runs small buffered writes itself or hands them to
+ * the ring (protocol-transmission.c says why).  Pure: the caller
+ * passes CLOCK_MONOTONIC times in nanoseconds.  A write that takes
+ * WRITE_GATE_SLOW_NS or more closes the gate for a back-off period
+ * (BACKOFF_MIN, doubling while writes keep being slow, up to
+ * BACKOFF_MAX); the first fast one after it resets the period.
+ */
+#define WRITE_GATE_SLOW_NS (UINT64_C (1000) * 1000)                   /* 1 ms */
+#define WRITE_GATE_BACKOFF_MIN_NS (UINT64_C (1000) * 1000 * 1000)     /* 1 s */
+#define WRITE_GATE_BACKOFF_MAX_NS (64 * WRITE_GATE_BACKOFF_MIN_NS)
+struct write_gate {
+  uint64_t closed_until;        /* 0: open */
+  uint64_t backoff_ns;          /* the next closing's length; 0: MIN */
+};
+bool write_gate_open (const struct write_gate *g, uint64_t now_ns);
+/* A write that started at START_NS took TOOK_NS.  Returns true if
+ * that closed the gate.
+ */
+bool write_gate_record (struct write_gate *g, uint64_t start_ns,
+                        uint64_t took_ns);
+
 struct loop {
   unsigned index;
   pthread_t thread;
@@ -407,11 +430,27 @@ struct loop {
   size_t req_bytes, max_req_bytes;
   bool bytes_paused;
   int direct_fd;                        /* hot data file, O_DIRECT; -1 */
+  /* Ops completed without the ring (loop_complete_local), delivered
+   * like CQEs at the start of the next pass.
+   */
+  struct loop_local {
+    struct uop *op;
+    int res;
+  } local[LOOP_LOCAL_MAX];
+  unsigned nlocal;
+  /* Whether small buffered writes run inline (protocol-transmission.c). */
+  struct write_gate wgate;
   struct req *free_reqs;
   unsigned nfree_reqs;
 };
 
 int loop_create (unsigned index, struct loop **out);
+/* Deliver RES to OP's callback as if a CQE had come for it, at the
+ * start of LOOP's next pass (never from inside this call, so the
+ * caller's state is consistent when it runs).  For ops the loop did
+ * itself (an inline write).  False if the queue is full: use the ring.
+ */
+bool loop_complete_local (struct loop *loop, struct uop *op, int res);
 int loop_start (struct loop *loop);
 /* Ask the loop to stop accepting and drain (any thread). */
 void loop_request_stop (struct loop *loop);

@@ -22,7 +22,10 @@
  * Ownership of ring operations: every SQE's user_data is a struct uop
  * embedded in its owner; loop->pending counts them, and a loop exits
  * only once it reaches zero, so no buffer the kernel may still write
- * is ever freed.
+ * is ever freed.  An op the loop runs itself (a small buffered write,
+ * protocol-transmission.c) reports through loop_complete_local: its
+ * callback runs at the start of the next pass, exactly as a CQE's
+ * would, and the loop does not sleep while any is queued.
  */
 #include <assert.h>
 #include <errno.h>
@@ -105,6 +108,32 @@ loop_sqe (struct loop *loop, struct uop *op)
   io_uring_sqe_set_data (sqe, op);
   loop->pending++;
   return sqe;
+}
+
+bool
+loop_complete_local (struct loop *loop, struct uop *op, int res)
+{
+  if (loop->nlocal == LOOP_LOCAL_MAX)
+    return false;
+  loop->local[loop->nlocal].op = op;
+  loop->local[loop->nlocal].res = res;
+  loop->nlocal++;
+  return true;
+}
+
+/* Run the local completions queued before this call; the callbacks
+ * may queue more, which wait for the next pass.
+ */
+static void
+run_local (struct loop *loop)
+{
+  struct loop_local batch[LOOP_LOCAL_MAX];
+  unsigned n = loop->nlocal, i;
+
+  memcpy (batch, loop->local, n * sizeof batch[0]);
+  loop->nlocal = 0;
+  for (i = 0; i < n; i++)
+    batch[i].op->cb (batch[i].op, batch[i].res, 0);
 }
 
 /* ---- Buffers -------------------------------------------------------- */
@@ -488,11 +517,12 @@ loop_thread (void *arg)
                                 IORING_ASYNC_CANCEL_ALL);
         cancelled = true;
       }
-      if (loop->pending == 0)
+      if (loop->pending == 0 && loop->nlocal == 0)
         break;
     }
 
-    r = io_uring_submit_and_wait (&loop->ring, 1);
+    /* With local completions to deliver, only submit: do not wait. */
+    r = io_uring_submit_and_wait (&loop->ring, loop->nlocal ? 0 : 1);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY &&
         r != -ETIME) {
       errno = -r;
@@ -510,6 +540,8 @@ loop_thread (void *arg)
         op->cb (op, cqe->res, cqe->flags);
     }
     io_uring_cq_advance (&loop->ring, n);
+    if (loop->nlocal)
+      run_local (loop);
 
     if (loop->cow_committed && loop->parked)
       retry_parked (loop);

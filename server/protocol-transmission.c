@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "internal.h"
@@ -208,6 +209,27 @@ proto_check_request (const struct nbd_request *r,
     return PROTO_ERROR;
   }
   return PROTO_OK;
+}
+
+bool
+write_gate_open (const struct write_gate *g, uint64_t now_ns)
+{
+  return g->closed_until == 0 || now_ns >= g->closed_until;
+}
+
+bool
+write_gate_record (struct write_gate *g, uint64_t start_ns, uint64_t took_ns)
+{
+  if (took_ns < WRITE_GATE_SLOW_NS) {
+    g->closed_until = g->backoff_ns = 0;
+    return false;
+  }
+  if (g->backoff_ns < WRITE_GATE_BACKOFF_MIN_NS)
+    g->backoff_ns = WRITE_GATE_BACKOFF_MIN_NS;
+  g->closed_until = start_ns + took_ns + g->backoff_ns;
+  if (g->backoff_ns < WRITE_GATE_BACKOFF_MAX_NS)
+    g->backoff_ns *= 2;
+  return true;
 }
 
 /* ---- Requests ------------------------------------------------------- */
@@ -527,17 +549,65 @@ seg_fd (struct seg *seg, const void *buf, size_t len, uint64_t off,
   return seg->direct ? dfd : seg->fd;
 }
 
+/* Small buffered writes run on the loop thread.
+ *
+ * ext4 has no non-blocking buffered writes (pwritev2 RWF_NOWAIT says
+ * EOPNOTSUPP), so io_uring hands every one to an io-wq worker, and all
+ * writes to one file queue behind a single worker: a wake-up and a
+ * hand-back per batch, for what is a page copy.  The loop does the
+ * copy itself instead, as io_uring does inline on file systems that
+ * can (XFS): 4k random writes at depth 32 went from 69.8k to 90.5k
+ * IOPS, server CPU from 10.8 to 8.5 us per request.  Only whole pages
+ * (a partial page may have to be read from disk first) and only small
+ * writes; large ones go O_DIRECT (seg_fd).  A buffered write can still
+ * block (dirty-page throttling, a journal commit): one that is slow
+ * closes the loop's write gate, and writes go through the ring until
+ * it opens again (write_gate_record), so a stall costs a loop one
+ * write's wait now and then, never one per write.
+ */
+static bool
+write_inline (struct loop *loop, size_t len, uint64_t off)
+{
+  return len < DIRECT_WRITE_MIN && (len | off) % DIRECT_ALIGN == 0 &&
+    loop->nlocal < LOOP_LOCAL_MAX &&
+    write_gate_open (&loop->wgate, qos_now_ns ());
+}
+
+/* Run the write SQE describes now, on this thread, and deliver its
+ * result to SEG like a completion.
+ */
+static void
+run_inline (struct seg *seg, const struct io_uring_sqe *sqe)
+{
+  struct loop *loop = seg->req->conn->loop;
+  uint64_t t0 = qos_now_ns (), took;
+  ssize_t r;
+
+  r = pwrite (sqe->fd, (const void *) (uintptr_t) sqe->addr, sqe->len,
+              sqe->off);
+  took = qos_now_ns () - t0;
+  if (write_gate_record (&loop->wgate, t0, took))
+    log_debug (DBG_PROTO, "loop %u: a %u-byte write took %" PRIu64 " us; "
+               "writes go through the ring for a while", loop->index,
+               sqe->len, took / 1000);
+  if (!loop_complete_local (loop, &seg->op, r < 0 ? -errno : (int) r))
+    abort ();                   /* write_inline checked for room */
+}
+
 static void
 seg_submit (struct seg *seg)
 {
-  struct io_uring_sqe *sqe = loop_sqe (seg->req->conn->loop, &seg->op);
+  struct loop *loop = seg->req->conn->loop;
+  struct io_uring_sqe local, *sqe = NULL;
   uint64_t off = seg->file_off + seg->done;
   size_t n = seg->len - seg->done;
   const char *buf = seg->buf ? seg->buf + seg->done : NULL;
+  int fd;
 
   switch (seg->phase) {
   case SEG_READ:
   case SEG_COW_READ:
+    sqe = loop_sqe (loop, &seg->op);
     io_uring_prep_read (sqe, seg_fd (seg, buf, n, off, false), (char *) buf,
                         n, off);
     break;
@@ -548,10 +618,20 @@ seg_submit (struct seg *seg)
         n = ZERO_BUF_SIZE;
       buf = zero_buf;
     }
-    io_uring_prep_write (sqe, seg_fd (seg, buf, n, off, true), buf, n, off);
+    fd = seg_fd (seg, buf, n, off, true);
+    if (!seg->direct && write_inline (loop, n, off)) {
+      memset (&local, 0, sizeof local);
+      io_uring_prep_write (&local, fd, buf, n, off);
+      fault_seg_submit (seg, &local);   /* --debug-fault-file */
+      run_inline (seg, &local);
+      return;
+    }
+    sqe = loop_sqe (loop, &seg->op);
+    io_uring_prep_write (sqe, fd, buf, n, off);
     break;
   case SEG_ZERO:
     seg->direct = false;
+    sqe = loop_sqe (loop, &seg->op);
     io_uring_prep_fallocate (sqe, seg->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
                              seg->file_off, seg->len);
     break;

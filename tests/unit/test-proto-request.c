@@ -1,6 +1,7 @@
 /* tests/unit/test-proto-request.c: unit tests for the pure parts of
  * server/protocol-*.c: request validation, the errno -> NBD error
- * mapping, export flags and NBD_OPT_INFO/GO parsing.
+ * mapping, export flags, NBD_OPT_INFO/GO parsing, and the gate that
+ * decides whether a loop runs small writes itself.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -340,6 +341,66 @@ test_wire_structs_have_protocol_sizes (void **state)
   assert_int_equal (sizeof (struct nbd_chunk_error), 6);
 }
 
+/* ---- The inline write gate ---- */
+
+#define MS (UINT64_C (1000) * 1000)
+#define SEC (UINT64_C (1000) * MS)
+
+static void
+test_write_gate_stays_open_while_writes_are_fast (void **state)
+{
+  struct write_gate g = { 0 };
+
+  (void) state;
+  assert_true (write_gate_open (&g, 0));
+  for (uint64_t t = 1; t < 1000; t++) {
+    assert_false (write_gate_record (&g, t * MS, WRITE_GATE_SLOW_NS - 1));
+    assert_true (write_gate_open (&g, t * MS + 1));
+  }
+}
+
+static void
+test_a_slow_write_closes_the_gate_for_a_while (void **state)
+{
+  struct write_gate g = { 0 };
+  const uint64_t t0 = 100 * SEC, took = 50 * MS;
+
+  (void) state;
+  assert_true (write_gate_record (&g, t0, took));
+  /* Closed from the end of the slow write for the minimum back-off. */
+  assert_false (write_gate_open (&g, t0 + took));
+  assert_false (write_gate_open (&g, t0 + took
+                                 + WRITE_GATE_BACKOFF_MIN_NS - 1));
+  assert_true (write_gate_open (&g, t0 + took + WRITE_GATE_BACKOFF_MIN_NS));
+}
+
+static void
+test_back_off_doubles_while_slow_and_resets_when_fast (void **state)
+{
+  struct write_gate g = { 0 };
+  uint64_t t = 0, expect = WRITE_GATE_BACKOFF_MIN_NS;
+
+  (void) state;
+  for (int i = 0; i < 12; i++) {
+    assert_true (write_gate_record (&g, t, WRITE_GATE_SLOW_NS));
+    t += WRITE_GATE_SLOW_NS;
+    assert_false (write_gate_open (&g, t + expect - 1));
+    assert_true (write_gate_open (&g, t + expect));
+    t += expect;                /* the next inline write, once open */
+    if (expect < WRITE_GATE_BACKOFF_MAX_NS)
+      expect *= 2;
+  }
+  assert_int_equal (expect, WRITE_GATE_BACKOFF_MAX_NS);  /* capped */
+  /* One fast write: back to the minimum. */
+  assert_false (write_gate_record (&g, t, 10 * 1000));
+  assert_true (write_gate_open (&g, t));
+  assert_true (write_gate_record (&g, t, WRITE_GATE_SLOW_NS));
+  assert_false (write_gate_open (&g, t + WRITE_GATE_SLOW_NS
+                                 + WRITE_GATE_BACKOFF_MIN_NS - 1));
+  assert_true (write_gate_open (&g, t + WRITE_GATE_SLOW_NS
+                                + WRITE_GATE_BACKOFF_MIN_NS));
+}
+
 int
 main (void)
 {
@@ -360,6 +421,9 @@ main (void)
     cmocka_unit_test (test_export_flags),
     cmocka_unit_test (test_info_request_parsing),
     cmocka_unit_test (test_wire_structs_have_protocol_sizes),
+    cmocka_unit_test (test_write_gate_stays_open_while_writes_are_fast),
+    cmocka_unit_test (test_a_slow_write_closes_the_gate_for_a_while),
+    cmocka_unit_test (test_back_off_doubles_while_slow_and_resets_when_fast),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
