@@ -349,13 +349,32 @@ struct uop {
 struct conn;
 struct req;
 
-/* Reusable data buffers, by power-of-two size class. */
+/* ---- bufpool.c: request data buffers ------------------------------- */
+
+/* Reusable data buffers, by power-of-two size class, per loop.  From
+ * BUFPOOL_SLAB_MIN_SHIFT up they sit in huge pages (bufpool.c says why).
+ */
 #define BUFPOOL_MIN_SHIFT 12
+#define BUFPOOL_SLAB_MIN_SHIFT 16
 #define BUFPOOL_MAX_SHIFT 26
+#define BUFPOOL_CACHE_MAX ((size_t) 64 * 1024 * 1024)  /* kept for reuse */
+struct bufpool_slab;
 struct bufpool {
   void *free[BUFPOOL_MAX_SHIFT + 1];   /* singly linked through word 0 */
-  size_t cached;                        /* bytes on the free lists */
+  struct bufpool_slab *partial[BUFPOOL_MAX_SHIFT + 1];  /* with room */
+  size_t cached;                        /* bytes free for reuse */
+  size_t slabs;                         /* slabs mapped */
 };
+
+/* A buffer of at least SIZE bytes (4 KiB-aligned; 2 MiB-aligned from
+ * 2 MiB); *CAP gets the size to pass back to bufpool_put.  NULL if out
+ * of memory or SIZE is over 2^BUFPOOL_MAX_SHIFT.
+ */
+void *bufpool_get (struct bufpool *bp, size_t size, size_t *cap);
+void bufpool_put (struct bufpool *bp, void *buf, size_t cap);
+/* Release every cached buffer (the loop is ending). */
+void bufpool_clear (struct bufpool *bp);
+
 
 struct accept_op {
   struct uop op;
@@ -461,11 +480,6 @@ void loop_post (struct loop *loop, struct loop_msg *msg);
 struct io_uring_sqe *loop_sqe (struct loop *loop, struct uop *op);
 /* Park REQ until a CoW commit (or the next tick) lets it retry. */
 void loop_park (struct loop *loop, struct req *req);
-/* Buffers of at least SIZE bytes (4K-aligned); *CAP gets the size to
- * pass back to bufpool_put.  NULL if out of memory.
- */
-void *bufpool_get (struct loop *loop, size_t size, size_t *cap);
-void bufpool_put (struct loop *loop, void *buf, size_t cap);
 
 /* ---- conn.c: a client connection ------------------------------------ */
 

@@ -58,7 +58,6 @@ struct server server;
 #define LOOP_SQ_ENTRIES 256
 #define LOOP_CQ_ENTRIES 16384           /* bursts of file I/O CQEs */
 #define LOOP_STOP_WAIT_SEC 10           /* drain bound at shutdown */
-#define BUFPOOL_CACHE_MAX (64 * 1024 * 1024)
 
 static void efd_post_read (struct loop *loop);
 
@@ -134,62 +133,6 @@ run_local (struct loop *loop)
   loop->nlocal = 0;
   for (i = 0; i < n; i++)
     batch[i].op->cb (batch[i].op, batch[i].res, 0);
-}
-
-/* ---- Buffers -------------------------------------------------------- */
-
-void *
-bufpool_get (struct loop *loop, size_t size, size_t *cap)
-{
-  unsigned shift = BUFPOOL_MIN_SHIFT;
-  void *p;
-
-  while (shift < BUFPOOL_MAX_SHIFT && ((size_t) 1 << shift) < size)
-    shift++;
-  if (((size_t) 1 << shift) < size)
-    return NULL;
-  p = loop->bufs.free[shift];
-  if (p) {
-    loop->bufs.free[shift] = *(void **) p;
-    loop->bufs.cached -= (size_t) 1 << shift;
-  }
-  else if (posix_memalign (&p, 4096, (size_t) 1 << shift) != 0)
-    return NULL;
-  *cap = (size_t) 1 << shift;
-  return p;
-}
-
-void
-bufpool_put (struct loop *loop, void *buf, size_t cap)
-{
-  unsigned shift = BUFPOOL_MIN_SHIFT;
-
-  if (buf == NULL)
-    return;
-  while (((size_t) 1 << shift) < cap)
-    shift++;
-  assert (((size_t) 1 << shift) == cap);
-  if (loop->bufs.cached + cap > BUFPOOL_CACHE_MAX) {
-    free (buf);
-    return;
-  }
-  *(void **) buf = loop->bufs.free[shift];
-  loop->bufs.free[shift] = buf;
-  loop->bufs.cached += cap;
-}
-
-static void
-bufpool_clear (struct loop *loop)
-{
-  unsigned i;
-  void *p;
-
-  for (i = 0; i <= BUFPOOL_MAX_SHIFT; i++)
-    while ((p = loop->bufs.free[i]) != NULL) {
-      loop->bufs.free[i] = *(void **) p;
-      free (p);
-    }
-  loop->bufs.cached = 0;
 }
 
 /* ---- Accepting connections ------------------------------------------ */
@@ -683,7 +626,7 @@ loop_join_and_free (struct loop *loop)
     loop->free_reqs = req->next;
     free (req);
   }
-  bufpool_clear (loop);
+  bufpool_clear (&loop->bufs);
   io_uring_queue_exit (&loop->ring);
   close (loop->efd);
   if (loop->direct_fd >= 0)

@@ -285,7 +285,7 @@ req_free (struct req *req)
   if (req->writing)
     blockmap_write_end (c->vol);
   if (req->buf) {
-    bufpool_put (loop, req->buf, req->bufcap);
+    bufpool_put (&loop->bufs, req->buf, req->bufcap);
     conn_account_bytes (c, -(ssize_t) req->bufcap);
   }
   if (req->pieces != req->pieces_inl)
@@ -308,7 +308,8 @@ req_free (struct req *req)
 static int
 req_alloc_buf (struct req *req, size_t size)
 {
-  req->buf = bufpool_get (req->conn->loop, size ? size : 1, &req->bufcap);
+  req->buf = bufpool_get (&req->conn->loop->bufs, size ? size : 1,
+                          &req->bufcap);
   if (req->buf == NULL)
     return -ENOMEM;
   conn_account_bytes (req->conn, req->bufcap);
@@ -643,7 +644,7 @@ static void
 seg_release (struct seg *seg)
 {
   if (seg->cowbuf) {
-    bufpool_put (seg->req->conn->loop, seg->cowbuf, seg->cowcap);
+    bufpool_put (&seg->req->conn->loop->bufs, seg->cowbuf, seg->cowcap);
     seg->cowbuf = NULL;
   }
 }
@@ -835,7 +836,7 @@ start_run (struct req *req, const struct blockmap_run *run)
       }
     }
     else {
-      seg->cowbuf = bufpool_get (req->conn->loop, server.chunk_size,
+      seg->cowbuf = bufpool_get (&req->conn->loop->bufs, server.chunk_size,
                                  &seg->cowcap);
       if (seg->cowbuf == NULL) {
         blockmap_cow_abort (req->conn->vol, run);
@@ -1051,12 +1052,12 @@ grow_buf (struct req *req, size_t need)
 
   if (need <= req->bufcap)
     return 0;
-  nb = bufpool_get (req->conn->loop, need > req->bufcap * 2 ? need
+  nb = bufpool_get (&req->conn->loop->bufs, need > req->bufcap * 2 ? need
                     : req->bufcap * 2, &newcap);
   if (nb == NULL)
     return -ENOMEM;
   memcpy (nb, req->buf, req->bufcap);
-  bufpool_put (req->conn->loop, req->buf, req->bufcap);
+  bufpool_put (&req->conn->loop->bufs, req->buf, req->bufcap);
   conn_account_bytes (req->conn, newcap - req->bufcap);
   req->buf = nb;
   req->bufcap = newcap;
