@@ -23,7 +23,8 @@
  *
  * Freeing: a connection is freed only by conn_service (after a loop
  * pass), once it is CLOSING and has no receive, send, cancel or
- * request left in the ring, so no completion ever finds it gone.
+ * request left in the ring, so no completion ever finds it gone, and
+ * is not queued on the loop's dirty list.
  */
 #include <assert.h>
 #include <errno.h>
@@ -492,8 +493,12 @@ conn_service (struct conn *c)
   if (c->state == CONN_CLOSING) {
     if (!c->send_posted && c->sendq)
       drop_queue (c);
+    /* Not while it is queued on the dirty list again (freeing a
+     * request above marks it dirty): the loop would find it freed.
+     * Its next service, later in the same pass, frees it.
+     */
     if (!c->recv_posted && !c->send_posted && c->nreqs == 0 &&
-        c->cancels == 0)
+        c->cancels == 0 && !c->dirty)
       conn_free (c);
     return;
   }
