@@ -203,6 +203,9 @@ state_apply (struct blockmap_pool *pool, const struct jrec *r)
       r->type != JREC_VOL_CLONE)
     vol = pool_find_volume_id (pool, r->vol);
 
+  /* Whatever this record does to VOL may change what it reads. */
+  if (vol)
+    atomic_fetch_add (&vol->stamp, 1);
   switch (r->type) {
   case JREC_VOL_CREATE:
     new_volume (pool, r);

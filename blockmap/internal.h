@@ -371,6 +371,12 @@ struct blockmap_volume {
    */
   unsigned frozen;
   unsigned writers;
+  /* Moves whenever the volume's contents may change: a write request
+   * begins or ends, a map record is applied, the volume is resized or
+   * deleted (blockmap_volume_stamp).  Written under the pool lock,
+   * read lock-free.
+   */
+  _Atomic uint64_t stamp;
   struct cow_pending *cows;     /* owned */
   size_t ncows, cowcap;
 };

@@ -186,6 +186,7 @@ blockmap_write_begin (struct blockmap_volume *vol)
   if (vol->frozen)
     return -EAGAIN;
   vol->writers++;
+  atomic_fetch_add (&vol->stamp, 1);
   return 0;
 }
 
@@ -196,6 +197,7 @@ blockmap_write_end (struct blockmap_volume *vol)
 
   if (vol->writers > 0)
     vol->writers--;
+  atomic_fetch_add (&vol->stamp, 1);
 }
 
 int
@@ -344,6 +346,12 @@ blockmap_volume_release (struct blockmap_volume *vol)
     vol->open_count--;
   if (vol->deleted && vol->open_count == 0)
     volume_destroy (vol);
+}
+
+uint64_t
+blockmap_volume_stamp (const struct blockmap_volume *vol)
+{
+  return atomic_load (&vol->stamp);
 }
 
 uint64_t

@@ -272,6 +272,43 @@ test_used_and_free_add_up_to_the_capacity (void **state)
   assert_int_equal (info.pending_chunks, 0);
 }
 
+/* server/readahead.c keeps data it read ahead only while the stamp
+ * stands still: every way the contents can change must move it, and
+ * reads must not.
+ */
+static void
+test_the_stamp_moves_on_every_change_and_not_on_reads (void **state)
+{
+  struct blockmap_run r[4];
+  uint64_t s;
+
+  (void) state;
+  s = blockmap_volume_stamp (v);
+  assert_int_equal (blockmap_map_range (v, 0, MiB, r, 4), 1);
+  assert_true (blockmap_volume_stamp (v) == s);
+
+  assert_int_equal (blockmap_write_begin (v), 0);
+  assert_true (blockmap_volume_stamp (v) > s);
+  s = blockmap_volume_stamp (v);
+  write_bytes (v, 0, MiB, 'a');                 /* a map record */
+  assert_true (blockmap_volume_stamp (v) > s);
+  s = blockmap_volume_stamp (v);
+  blockmap_write_end (v);
+  assert_true (blockmap_volume_stamp (v) > s);
+
+  s = blockmap_volume_stamp (v);
+  assert_int_equal (blockmap_unmap (v, 0, CS), 0);
+  assert_true (blockmap_volume_stamp (v) > s);
+
+  s = blockmap_volume_stamp (v);
+  assert_int_equal (blockmap_volume_resize (t.pool, "v", 2 * GiB, false), 0);
+  assert_true (blockmap_volume_stamp (v) > s);
+
+  s = blockmap_volume_stamp (v);
+  assert_int_equal (blockmap_volume_delete (t.pool, "v", true), 0);
+  assert_true (blockmap_volume_stamp (v) > s);
+}
+
 int
 main (void)
 {
@@ -289,6 +326,7 @@ main (void)
     T (test_unmap_of_whole_chunks_makes_holes_and_leaves_partial_ones),
     T (test_the_partial_last_chunk_of_a_volume_can_be_unmapped),
     T (test_used_and_free_add_up_to_the_capacity),
+    T (test_the_stamp_moves_on_every_change_and_not_on_reads),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
