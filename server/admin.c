@@ -971,14 +971,15 @@ alarms_json (const struct qos_snapshot *s)
 static json_t *
 metrics_json (const struct qos_snapshot *s)
 {
-  return json_pack ("{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:I, s:f, s:I,"
-                    " s:I, s:{s:o, s:o, s:o}}",
+  return json_pack ("{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:I, s:f,"
+                    " s:I, s:I, s:{s:o, s:o, s:o}}",
                     "taken_ns", (json_int_t) s->taken_ns,
                     "requests", "read", (json_int_t) s->ops[QOS_READ],
                     "write", (json_int_t) s->ops[QOS_WRITE],
                     "other", (json_int_t) s->ops[QOS_OTHER],
                     "bytes", "read", (json_int_t) s->bytes[QOS_READ],
                     "write", (json_int_t) s->bytes[QOS_WRITE],
+                    "read_ahead", (json_int_t) s->readahead_bytes,
                     "errors", (json_int_t) s->errors,
                     "throttled_seconds", s->throttled_ns / 1e9,
                     "throttled_requests", (json_int_t) s->throttled,

@@ -490,6 +490,12 @@ conn_service (struct conn *c)
 {
   int r = 0;
 
+  /* Read-aheads count as requests: a finishing connection waits for
+   * none that no client will claim.  (Also below, once this pass's
+   * input has been parsed: it may have brought NBD_CMD_DISC.)
+   */
+  if (c->ra.nslots && (c->state == CONN_CLOSING || c->disc || c->eof))
+    ra_drop (c);
   if (c->state == CONN_CLOSING) {
     if (!c->send_posted && c->sendq)
       drop_queue (c);
@@ -520,6 +526,8 @@ conn_service (struct conn *c)
   /* Finished: after NBD_CMD_DISC, NBD_OPT_ABORT, shutdown or EOF,
    * once every request is answered.
    */
+  if ((c->disc || c->eof) && c->ra.nslots)
+    ra_drop (c);
   if ((c->disc || c->eof) && c->nreqs == 0 && !c->payload_req &&
       c->sendq == NULL && !c->send_posted)
     conn_close (c);

@@ -481,6 +481,52 @@ struct io_uring_sqe *loop_sqe (struct loop *loop, struct uop *op);
 /* Park REQ until a CoW commit (or the next tick) lets it retry. */
 void loop_park (struct loop *loop, struct req *req);
 
+/* ---- readahead.c: reading ahead of sequential readers -------------- */
+
+#define RA_MIN_LEN (64 * 1024)          /* smaller READs: not worth it */
+#define RA_TRIGGER 3                    /* READs in a row before it starts */
+#define RA_MAX_SLOTS 8                  /* read-aheads waiting per conn */
+#define RA_MAX_BYTES (8 * 1024 * 1024)  /* ...and their bytes at most */
+
+/* One connection's sequential stream, and the reads made ahead of it.
+ * A stream is READs of one length LEN, each starting where the last
+ * ended.  Owned by the connection's loop.
+ */
+struct ra_stream {
+  uint64_t next;                /* where the next READ would continue */
+  uint32_t len;                 /* the stream's READ length */
+  unsigned streak;              /* READs in a row that continued it */
+  uint64_t frontier;            /* the end of the last read-ahead */
+  struct req *slot[RA_MAX_SLOTS];       /* unclaimed read-aheads, in the
+                                           order they were started */
+  unsigned nslots;
+};
+
+/* Pure parts (unit tested).  Note a READ of LEN bytes at OFF: returns
+ * true if it continues the stream, false if it starts a new one (the
+ * caller then drops the old stream's read-aheads).
+ */
+bool ra_stream_note (struct ra_stream *s, uint64_t off, uint32_t len);
+/* How many read-aheads of S->len bytes to start now from S->frontier,
+ * in a volume of SIZE bytes: none until the stream has RA_TRIGGER
+ * READs, then enough to keep RA_MAX_SLOTS (and RA_MAX_BYTES) waiting.
+ */
+unsigned ra_stream_want (const struct ra_stream *s, uint64_t size);
+
+/* Data path (the connection's loop).  For a READ about to start: if
+ * data read ahead covers it exactly and is still current, answer it
+ * from there (or once that read finishes) and return true; else
+ * return false and the caller reads.  Either way, read further ahead
+ * if the stream asks for it.
+ */
+bool ra_read_start (struct req *req);
+/* A read-ahead REQ has finished its I/O. */
+void ra_prefetch_done (struct req *req);
+/* Forget C's read-aheads (the stream broke, or C is finishing): free
+ * those done, let those in flight free themselves when they finish.
+ */
+void ra_drop (struct conn *c);
+
 /* ---- conn.c: a client connection ------------------------------------ */
 
 /* A reply (or handshake message) queued for sending.  DONE is called
@@ -557,6 +603,7 @@ struct conn {
                                            (VOLUME@SNAP), owned; NULL */
   struct blockmap_volume *changed_base; /* its handle in transmission */
   struct blockmap_volume *vol;          /* owned handle */
+  struct ra_stream ra;                  /* readahead.c */
   struct qos_volume *qos;               /* qos.c: budget and metrics,
                                            borrowed, lives until exit */
   char *export_name;                    /* owned */
@@ -675,6 +722,14 @@ struct req {
   uint64_t ranges[2][2];        /* [start, end) still to do */
   unsigned nranges, cur_range;
   bool skip_holes;              /* zeroing: leave holes alone */
+  /* Read-ahead (readahead.c): a READ no client sent, kept until a
+   * client READ of the same range claims it.  RA_STAMP: the volume's
+   * blockmap_volume_stamp when it began; RA_WAITER: the client READ
+   * that claimed it while it was still reading.
+   */
+  bool prefetch, ra_done, ra_orphan;
+  uint64_t ra_stamp;
+  struct req *ra_waiter;
   unsigned space_waits;         /* parks waiting for freed space */
 
   struct piece *pieces;         /* READ structured: owned if != inl */
@@ -722,6 +777,15 @@ int proto_transmission (struct conn *c);
 void proto_execute (struct req *req);
 /* Retry a parked request (loop.c, after a CoW commit or a tick). */
 void proto_retry_parked (struct req *req);
+/* Read-ahead's use of the data path (readahead.c): make a READ of LEN
+ * bytes at OFF that no client sent (NULL when out of memory), start
+ * it, answer client READ REQ with what PREFETCH read (the same range;
+ * PREFETCH is freed), or have REQ read for itself after all.
+ */
+struct req *proto_prefetch_new (struct conn *c, uint64_t off, uint32_t len);
+void proto_prefetch_start (struct req *prefetch);
+void proto_reply_from (struct req *req, struct req *prefetch);
+void proto_read_start (struct req *req);
 void req_free (struct req *req);
 
 /* ---- qos.c: token buckets, per-volume budgets and metrics ----------- */
@@ -842,6 +906,7 @@ struct qos_snapshot {
   uint64_t taken_ns;            /* CLOCK_MONOTONIC */
   struct qos_budget budget;
   uint64_t ops[QOS_NCLASS], bytes[QOS_NCLASS];
+  uint64_t readahead_bytes;     /* bytes of READs answered from read-ahead */
   uint64_t errors;
   uint64_t throttled_ns;        /* total time requests waited */
   uint64_t throttled;           /* requests that waited */
@@ -887,6 +952,8 @@ int qos_volume_alarm_state (const char *name, struct alarm_state *states,
  */
 bool qos_admit (struct req *req);
 void qos_complete (struct req *req);
+/* REQ was answered from data read ahead (metrics). */
+void qos_readahead_hit (const struct req *req);
 uint64_t qos_now_ns (void);
 
 /* ---- events.c: the durable, bounded event log ---------------------- */

@@ -174,6 +174,12 @@ metrics_format (struct blockmap_pool *pool, const struct config *cfg)
     for (k = 0; k < 2; k++)
       put (&b, "strata_volume_bytes_total{" VL ",op=\"%s\"} %" PRIu64 "\n",
            c.v[i].s.name, c.v[i].s.type, class_names[k], c.v[i].s.bytes[k]);
+  family (&b, "strata_volume_readahead_bytes_total", "counter",
+          "Bytes of client reads answered from data read ahead of a "
+          "sequential reader (included in strata_volume_bytes_total).");
+  for (i = 0; i < c.n; i++)
+    put (&b, "strata_volume_readahead_bytes_total{" VL "} %" PRIu64 "\n",
+         c.v[i].s.name, c.v[i].s.type, c.v[i].s.readahead_bytes);
   family (&b, "strata_volume_errors_total", "counter",
           "Requests answered with an error.");
   for (i = 0; i < c.n; i++)

@@ -279,7 +279,8 @@ req_free (struct req *req)
   struct loop *loop = c->loop;
 
   assert (req->pending == 0);
-  qos_complete (req);           /* metrics: latency, bytes, errors */
+  if (!req->prefetch)
+    qos_complete (req);         /* metrics: latency, bytes, errors */
   if (req->io_active)
     blockmap_io_end (server.pool, req->token);
   if (req->writing)
@@ -980,7 +981,9 @@ req_io_finished (struct req *req)
     blockmap_write_end (req->conn->vol);
     req->writing = false;
   }
-  if (req->error)
+  if (req->prefetch)
+    ra_prefetch_done (req);     /* no client to answer yet */
+  else if (req->error)
     reply_error (req, req->error, req->errmsg);
   else if (req->type == NBD_CMD_READ)
     reply_read (req);
@@ -1179,6 +1182,72 @@ proto_execute (struct req *req)
   proto_start (req);
 }
 
+void
+proto_read_start (struct req *req)
+{
+  req->token = blockmap_io_begin (server.pool);
+  req->io_active = true;
+  add_range (req, req->offset, req->offset + req->length);
+  start_ranges (req);
+}
+
+/* ---- Read-ahead (readahead.c decides when) --------------------------- */
+
+struct req *
+proto_prefetch_new (struct conn *c, uint64_t off, uint32_t len)
+{
+  const struct nbd_request h = {
+    .magic = NBD_REQUEST_MAGIC, .type = NBD_CMD_READ,
+    .offset = off, .length = len,
+  };
+  struct req *req = req_new (c, &h, 0);
+
+  if (req == NULL)
+    return NULL;
+  req->prefetch = true;
+  if (req_alloc_buf (req, len) < 0) {
+    req_free (req);
+    return NULL;
+  }
+  return req;
+}
+
+void
+proto_prefetch_start (struct req *req)
+{
+  /* Before the map walk: a write that begins or ends after this point
+   * voids what is read (blockmap_volume_stamp).
+   */
+  req->ra_stamp = blockmap_volume_stamp (req->conn->vol);
+  proto_read_start (req);
+}
+
+void
+proto_reply_from (struct req *req, struct req *prefetch)
+{
+  char *buf = req->buf;
+  size_t cap = req->bufcap;
+
+  /* Same length, so the same buffer size: a swap, not a copy. */
+  req->buf = prefetch->buf;
+  req->bufcap = prefetch->bufcap;
+  prefetch->buf = buf;
+  prefetch->bufcap = cap;
+  if (prefetch->pieces != prefetch->pieces_inl) {
+    if (req->pieces != req->pieces_inl)
+      free (req->pieces);
+    req->pieces = prefetch->pieces;
+    req->piececap = prefetch->piececap;
+    prefetch->pieces = prefetch->pieces_inl;
+  }
+  else
+    memcpy (req->pieces, prefetch->pieces,
+            prefetch->npieces * sizeof *req->pieces);
+  req->npieces = prefetch->npieces;
+  req_free (prefetch);
+  reply_read (req);
+}
+
 /* Past admission: begin the request's I/O. */
 static void
 proto_start (struct req *req)
@@ -1202,12 +1271,16 @@ proto_start (struct req *req)
     }
     req->writing = true;
   }
+  if (req->type == NBD_CMD_READ) {
+    if (!ra_read_start (req))
+      proto_read_start (req);
+    return;
+  }
   if (io) {
     req->token = blockmap_io_begin (server.pool);
     req->io_active = true;
   }
   switch (req->type) {
-  case NBD_CMD_READ:
   case NBD_CMD_WRITE:
     add_range (req, req->offset, req->offset + req->length);
     start_ranges (req);

@@ -306,6 +306,7 @@ qos_hist_merge (struct qos_hist *a, const struct qos_hist *b)
 /* Written by the loop whose index maps to it, read by anyone. */
 struct qos_shard {
   _Atomic uint64_t ops[QOS_NCLASS], bytes[QOS_NCLASS];
+  _Atomic uint64_t readahead_bytes;
   _Atomic uint64_t lat_sum[QOS_NCLASS];
   _Atomic uint64_t errors, throttled_ns, throttled;
   _Atomic uint64_t admitted, completed;
@@ -585,6 +586,8 @@ snapshot_of (struct qos_volume *v, struct qos_snapshot *s)
         s->lat[c].count += n;
       }
     }
+    s->readahead_bytes += atomic_load_explicit (&sh->readahead_bytes,
+                                                memory_order_relaxed);
     s->errors += atomic_load_explicit (&sh->errors, memory_order_relaxed);
     s->throttled_ns += atomic_load_explicit (&sh->throttled_ns,
                                              memory_order_relaxed);
@@ -894,6 +897,15 @@ qos_admit (struct req *req)
              wait / 1000);
   arm (ql, now + (wait < QOS_MAX_SLEEP ? wait : QOS_MAX_SLEEP));
   return true;
+}
+
+void
+qos_readahead_hit (const struct req *req)
+{
+  if (req->qos.vol)
+    atomic_fetch_add_explicit (&shard_of (req->qos.vol, req->conn->loop)
+                               ->readahead_bytes, req->length,
+                               memory_order_relaxed);
 }
 
 /* An I/O error becomes an event, at most one per volume every

@@ -178,7 +178,8 @@ cmd_volume_status (struct cli *cli)
           jint (x, "read"), jint (x, "write"), jint (x, "other"),
           jint (m, "in_flight"), jint (m, "errors"));
   x = json_object_get (m, "bytes");
-  printf ("bytes:        %s read, %s written\n", fmt_size (jint (x, "read")),
+  printf ("bytes:        %s read (%s of it read ahead), %s written\n",
+          fmt_size (jint (x, "read")), fmt_size (jint (x, "read_ahead")),
           fmt_size (jint (x, "write")));
   printf ("throttled:    %" PRIu64 " requests, %.3f s in total\n",
           jint (m, "throttled_requests"),

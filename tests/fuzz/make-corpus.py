@@ -155,6 +155,22 @@ seeds = {
                                  "strata:changed:nosuch", "strata:changed:@",
                                  "strata:changed:b@s"])
     + go("a@s") + req(BSTATUS, 0, 4096) + req(DISC),
+    # Sequential READs (read-ahead), with a write and a jump in the
+    # middle, then a stream left with read-aheads pending at DISC.
+    "sequential-read-ahead": session(
+        "a", *[req(READ, i * CHUNK, CHUNK) for i in range(6)],
+        req(WRITE, 9 * CHUNK, 4096),
+        *[req(READ, i * CHUNK, CHUNK) for i in range(6, 12)],
+        req(READ, 0, CHUNK, DF), req(READ, CHUNK, CHUNK),
+        *[req(READ, i * CHUNK, CHUNK) for i in range(2, 8)],
+        req(DISC), structured=True),
+    # Regression: a connection closed (bad magic) with read-aheads of
+    # holes already done was freed while queued on the dirty list.
+    "read-ahead-then-bad-magic": session(
+        "z", *[req(READ, i * CHUNK, CHUNK) for i in range(4)],
+        req(READ, 0, 4096, magic=0x12345678)),
+    "sequential-read-ahead-snapshot": session(
+        "a@s", *[req(READ, i * 2 * CHUNK, 2 * CHUNK) for i in range(8)]),
 }
 
 
