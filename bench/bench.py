@@ -21,6 +21,9 @@ Server CPU is utime+stime (plus that of reaped children) of the server
 process from /proc/PID/stat, all threads included (io_uring's io-wq
 workers are threads of their process), sampled from the end of the
 ramp to the end of the job, divided by the requests fio completed.
+Client CPU is fio's own usr+sys (fio and libnbd share one thread)
+divided by its IOPS: one connection cannot go faster than one request
+per that many microseconds, whatever the server does.
 """
 import argparse
 import json
@@ -396,10 +399,15 @@ def summarise(path):
     r, w = j["read"], j["write"]
     d = r if r["io_bytes"] >= w["io_bytes"] else w
     pct = d["clat_ns"].get("percentile", {})
-    return {"iops": r["iops"] + w["iops"],
+    iops = r["iops"] + w["iops"]
+    # fio's own CPU (the client: fio and libnbd in one thread), per
+    # request: shows when the client, not the server, is the limit.
+    cpu = (j.get("usr_cpu", 0) + j.get("sys_cpu", 0)) / 100
+    return {"iops": iops,
             "mibs": (r["bw_bytes"] + w["bw_bytes"]) / 2**20,
             "p50": pct.get("50.000000", 0) / 1000,
-            "p99": pct.get("99.000000", 0) / 1000}
+            "p99": pct.get("99.000000", 0) / 1000,
+            "client_us": cpu * 1e6 / iops if iops else None}
 
 
 def med(xs):
@@ -414,7 +422,7 @@ def fmt(v, kind):
         return "%.1fk" % (v / 1000)
     if kind in ("p50", "p99"):
         return "%.0f" % v
-    if kind == "cpu_us":
+    if kind in ("cpu_us", "client_us"):
         return "%.1f" % v
     return "%.0f" % v
 
@@ -497,7 +505,8 @@ def report(a, b, names, jobs, copies, mapr, elapsed):
     cols = names + ["strata/best peer", "strata/disk limit"]
     rows = []
     kinds = [("iops", "IOPS"), ("mibs", "MiB/s"), ("p50", "p50 us"),
-             ("p99", "p99 us"), ("cpu_us", "server CPU us/req")]
+             ("p99", "p99 us"), ("cpu_us", "server CPU us/req"),
+             ("client_us", "client CPU us/req")]
     for job in jobs:
         for k, label in kinds:
             if job.startswith("seq") and k == "iops":
@@ -507,14 +516,15 @@ def report(a, b, names, jobs, copies, mapr, elapsed):
             vals = {n: med([r.get(k) for r in b.res.get((job, n), [])])
                     for n in names}
             row = [job, label] + [fmt(vals[n], k) for n in names]
-            lower = k in ("p50", "p99", "cpu_us")
+            lower = k in ("p50", "p99", "cpu_us", "client_us")
             mine = vals.get("strata")
             pv = [vals[n] for n in peers if vals[n]]
             lv = [vals[n] for n in disk if vals[n]]
             best = (min(pv) if lower else max(pv)) if pv else None
             lim = (min(lv) if lower else max(lv)) if lv else None
             for ref in (best, lim):
-                if mine and ref and not (k == "cpu_us" and ref is lim):
+                if (mine and ref and k != "client_us" and
+                        not (k == "cpu_us" and ref is lim)):
                     row.append("%.2fx" % (ref / mine if lower else mine / ref))
                 else:
                     row.append("")
