@@ -15,6 +15,15 @@
 #define MiB (1024 * KiB)
 #define GiB (1024 * MiB)
 
+/* A fresh stream that has seen N READs of LEN bytes from offset 0. */
+static void
+stream (struct ra_stream *s, unsigned n, uint64_t len)
+{
+  memset (s, 0, sizeof *s);
+  for (unsigned i = 0; i < n; i++)
+    ra_stream_note (s, i * len, len);
+}
+
 static void
 test_starts_after_the_trigger_and_fills_the_window (void **state)
 {
@@ -44,9 +53,7 @@ test_byte_budget_limits_large_reads (void **state)
   struct ra_stream s;
 
   (void) state;
-  memset (&s, 0, sizeof s);
-  for (unsigned i = 0; i < RA_TRIGGER; i++)
-    ra_stream_note (&s, i * 4 * MiB, 4 * MiB);
+  stream (&s, RA_TRIGGER, 4 * MiB);
   assert_int_equal (ra_stream_want (&s, GiB), RA_MAX_BYTES / (4 * MiB));
 }
 
@@ -56,13 +63,9 @@ test_small_reads_are_not_read_ahead (void **state)
   struct ra_stream s;
 
   (void) state;
-  memset (&s, 0, sizeof s);
-  for (unsigned i = 0; i < 20; i++)
-    ra_stream_note (&s, i * 4 * KiB, 4 * KiB);
+  stream (&s, 20, 4 * KiB);
   assert_int_equal (ra_stream_want (&s, GiB), 0);
-  memset (&s, 0, sizeof s);
-  for (unsigned i = 0; i < 20; i++)
-    ra_stream_note (&s, i * RA_MIN_LEN, RA_MIN_LEN);
+  stream (&s, 20, RA_MIN_LEN);
   assert_int_not_equal (ra_stream_want (&s, GiB), 0);
 }
 
@@ -96,9 +99,7 @@ test_never_past_the_end_of_the_volume (void **state)
   const uint64_t size = 10 * MiB;
 
   (void) state;
-  memset (&s, 0, sizeof s);
-  for (unsigned i = 0; i < 5; i++)
-    ra_stream_note (&s, i * MiB, MiB);
+  stream (&s, 5, MiB);
   assert_int_equal (ra_stream_want (&s, size), 5);   /* 5M..10M */
   s.frontier = size;
   assert_int_equal (ra_stream_want (&s, size), 0);
