@@ -149,7 +149,8 @@ def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone, or reaped between the open and the read (ESRCH).
         return False
     return state not in ("Z", "X")
 

@@ -38,7 +38,7 @@ def running():
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):   # ESRCH: reaped
         return False
 deadline = time.monotonic() + 30
 while running() and time.monotonic() < deadline:
