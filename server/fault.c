@@ -32,12 +32,18 @@
  * Without the option every hook is one predictable branch.
  *
  * How a data operation fails: the submission hook (fault_seg_submit)
- * points the SQE at fd -1, so the kernel fails it with EBADF without
- * touching the file, and the completion hook (fault_seg_complete)
- * turns that EBADF into the rule's error (EIO if the rule went away
- * meanwhile).  Metadata operations fail in blockmap's I/O table
+ * notes the error in the seg and points the SQE at fd -1, so the
+ * kernel fails it with EBADF without touching the file, and the
+ * completion hook (fault_seg_complete) turns that EBADF into the
+ * error noted.  Metadata operations fail in blockmap's I/O table
  * (blockmap_debug_set_fault_hook) without being run.
+ *
+ * The fuzzer (tests/fuzz) uses a second mode instead of the file: a
+ * script, one byte per data I/O in the order they are submitted
+ * (fault_script), so that each input chooses which reads and writes
+ * of its session fail and how.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -74,6 +80,7 @@ static const struct { const char *name; int err; } errors[] = {
 };
 
 static bool enabled;                    /* set before any thread starts */
+static bool scripted;                   /* ...and so is this */
 static const char *path;                /* --debug-fault-file */
 static int data_fd = -1;                /* the pool's data file */
 
@@ -84,6 +91,8 @@ static struct stat seen;                /* the file as last read */
 static bool present;
 static int err_of[FAULT_NOPS];          /* 0: none, errno or FAULT_SHORT */
 static uint64_t hits[FAULT_NOPS];       /* faults injected by these rules */
+static uint8_t script[FAULT_SCRIPT_MAX];
+static size_t script_len, script_pos;
 
 static uint64_t
 now_ns (void)
@@ -157,6 +166,23 @@ report_hits (void)
   }
 }
 
+/* The next step of the script for data operation OP (lock held): of
+ * each byte, the low three bits choose; 0-3 let the operation run.
+ */
+static int
+script_step (enum fault_op op)
+{
+  static const int step[8] = { 0, 0, 0, 0, EIO, ENOSPC, FAULT_SHORT, EDQUOT };
+  int e;
+
+  if (script_pos >= script_len)
+    return 0;
+  e = step[script[script_pos++] & 7];
+  if (e == FAULT_SHORT && op != FAULT_DATA_WRITE)
+    e = 0;
+  return e;
+}
+
 /* The error to inject into OP now: 0, an errno, or FAULT_SHORT.
  * COUNT: this is an injection (not the completion of one).
  */
@@ -167,6 +193,8 @@ check (enum fault_op op, bool count)
   uint64_t now = now_ns ();
   struct stat st;
 
+  if (scripted)
+    return script_step (op);
   if (now >= next_check_ns) {
     next_check_ns = now + FAULT_CHECK_NS;
     if (stat (path, &st) == -1) {
@@ -237,6 +265,26 @@ fault_init (const char *file)
 }
 
 void
+fault_script_init (void)
+{
+  enabled = scripted = true;
+}
+
+void
+fault_script (const uint8_t *s, size_t len)
+{
+  LOCK_FOR_SCOPE (&lock);
+
+  assert (scripted);
+  if (len > FAULT_SCRIPT_MAX)
+    len = FAULT_SCRIPT_MAX;
+  if (len)
+    memcpy (script, s, len);
+  script_len = len;
+  script_pos = 0;
+}
+
+void
 fault_set_pool (struct blockmap_pool *pool)
 {
   if (enabled)
@@ -251,31 +299,31 @@ seg_op (const struct seg *seg)
 }
 
 void
-fault_seg_submit (const struct seg *seg, struct io_uring_sqe *sqe)
+fault_seg_submit (struct seg *seg, struct io_uring_sqe *sqe)
 {
   int e;
 
   if (__builtin_expect (!enabled, 1))
     return;
+  seg->fault = 0;
   e = check (seg_op (seg), true);
   if (e == FAULT_SHORT) {
     if ((sqe->opcode == IORING_OP_WRITE ||
          sqe->opcode == IORING_OP_WRITE_FIXED) && sqe->len > 1)
       sqe->len /= 2;
   }
-  else if (e)
+  else if (e) {
+    seg->fault = e;
     sqe->fd = -1;               /* fails with EBADF, touching nothing */
+  }
 }
 
 int
 fault_seg_complete (const struct seg *seg, int res)
 {
-  int e;
-
-  if (__builtin_expect (!enabled, 1) || res != -EBADF)
+  if (__builtin_expect (!enabled, 1) || res != -EBADF || seg->fault == 0)
     return res;
-  e = check (seg_op (seg), false);
   log_debug (DBG_PROTO, "fault: %s fails with %s", op_names[seg_op (seg)],
-             strerror (e > 0 ? e : EIO));
-  return e > 0 ? -e : -EIO;
+             strerror (seg->fault));
+  return -seg->fault;
 }

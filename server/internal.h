@@ -691,6 +691,7 @@ struct seg {
   bool direct, no_direct;       /* last op went O_DIRECT; never again */
   char *cowbuf;                 /* owned, from the bufpool */
   size_t cowcap;
+  int fault;                    /* fault.c: errno injected into the op */
 };
 
 struct piece {                  /* a structured READ reply chunk */
@@ -1043,7 +1044,18 @@ void fault_set_pool (struct blockmap_pool *pool);
  * SQE is prepared (may make it fail or write short), and first thing
  * on its completion (returns the result to use instead of RES).
  */
-void fault_seg_submit (const struct seg *seg, struct io_uring_sqe *sqe);
+void fault_seg_submit (struct seg *seg, struct io_uring_sqe *sqe);
 int fault_seg_complete (const struct seg *seg, int res);
+/* The fuzzer's mode (tests/fuzz/fuzz-nbd.c), instead of fault_init:
+ * data I/O fails as a script says.  fault_script_init turns it on
+ * (before any thread starts); fault_script then sets the script for
+ * the I/O to come: one byte per data read or write submitted, in
+ * order, whose low three bits are 0-3 (run it), 4 (EIO), 5 (ENOSPC),
+ * 6 (a short write; a read runs) or 7 (EDQUOT).  Past the end of the
+ * script, or FAULT_SCRIPT_MAX bytes, everything runs.
+ */
+#define FAULT_SCRIPT_MAX 64
+void fault_script_init (void);
+void fault_script (const uint8_t *script, size_t len);
 
 #endif /* STRATA_SERVER_INTERNAL_H */

@@ -24,6 +24,15 @@
  * (1 MiB, shares "a"'s chunks, so writes to it copy on write), "z"
  * (1 MiB, empty) and "" is not a default export.
  *
+ * Faults: an input may end with a fault script, "SCRIPT N FLT!" (N
+ * bytes of script, N itself as one byte, N <= FAULT_SCRIPT_MAX, then
+ * the four bytes "FLT!"), which is not sent: each script byte decides
+ * whether the session's next data read or write fails (EIO, ENOSPC,
+ * EDQUOT) or writes short (server/fault.c: fault_script).  So the
+ * fuzzer explores the error paths of every request type together with
+ * the protocol states around them.  stratad -s, replaying the same
+ * input (tests/fuzz/replay.sh), just reads the trailer as bytes.
+ *
  * The pool persists across inputs (a fresh one per input would cost
  * more than the session): a crash may need earlier inputs to show, so
  * tests/fuzz/replay.sh replays every regression input in order.
@@ -179,6 +188,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
                                   true)) < 0)
     die ("snapshot", r);
 
+  fault_script_init ();         /* before the loop's thread starts */
   server.pool = pool;
   server.cfg = NULL;            /* no types: nothing is rotational */
   server.opts = NULL;           /* no default export */
@@ -201,10 +211,35 @@ now (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void
+check_report (void *opaque, const char *msg)
+{
+  (void) opaque;
+  fprintf (stderr, "fuzz-nbd: pool check: %s\n", msg);
+}
+
+/* Split a fault script off the end of DATA (see the top): returns the
+ * script's length and sets *SCRIPT, and shortens *SIZE to the session.
+ */
+static size_t
+fault_trailer (const uint8_t *data, size_t *size, const uint8_t **script)
+{
+  size_t n;
+
+  if (*size < 5 || memcmp (data + *size - 4, "FLT!", 4) != 0)
+    return 0;
+  n = data[*size - 5];
+  if (n > FAULT_SCRIPT_MAX || *size < 5 + n)
+    return 0;
+  *size -= 5 + n;
+  *script = data + *size;
+  return n;
+}
+
 /* One session: send DATA, then EOF, and drain the server's replies
  * until it closes.  The server's output is only read, never checked:
- * the oracle is the sanitizers, the absence of a hang, and the loop
- * staying alive for the next input.
+ * the oracle is the sanitizers, the absence of a hang, the loop
+ * staying alive for the next input, and a clean pool check after it.
  */
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -216,8 +251,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   size_t sent = 0;
   bool shut = false;
   double deadline = now () + HANG_SECONDS;
+  const uint8_t *script = NULL;
+  size_t nscript = fault_trailer (data, &size, &script);
   int sv[2];
 
+  /* Set while no connection is open: the last session's I/O is over. */
+  fault_script (script, nscript);
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
     die ("socketpair", errno);
   if (fcntl (sv[1], F_SETFL, O_NONBLOCK) == -1)
@@ -285,6 +324,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       abort ();
     }
     usleep (200);
+  }
+
+  /* Whatever the session did and whatever failed under it, the pool's
+   * maps, reference counts and allocator must still agree.
+   */
+  if (blockmap_pool_check (pool, check_report, NULL) != 0) {
+    fprintf (stderr, "fuzz-nbd: pool check failed after the session\n");
+    abort ();
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 # volume "b") and malformed ones (bad magics and flags, truncated and
 # oversized options, requests out of range, short payloads).  The
 # volumes are those fuzz-nbd.c and replay.sh create: a, b, z (1 MiB).
+# Seeds named fault-* end with a fault script for fuzz-nbd.c.
 #
 # Run it again after changing it; the files are committed.
 import os
@@ -62,6 +63,14 @@ def req(cmd, off=0, length=0, fl=0, payload=None, magic=REQ_MAGIC):
     if cmd == WRITE and payload is None:
         payload = bytes([cookie & 0xff]) * length
     return h + (payload or b"")
+
+
+# Fault script steps (server/fault.c: fault_script).
+OK, EIO, ENOSPC, SHORT, EDQUOT = 0, 4, 5, 6, 7
+
+
+def faults(*steps):
+    return bytes(steps) + bytes([len(steps)]) + b"FLT!"
 
 
 def session(name, *reqs, structured=False, meta_ctx=False):
@@ -171,6 +180,34 @@ seeds = {
         req(READ, 0, 4096, magic=0x12345678)),
     "sequential-read-ahead-snapshot": session(
         "a@s", *[req(READ, i * 2 * CHUNK, 2 * CHUNK) for i in range(8)]),
+    # Faults (a script trailer, see fuzz-nbd.c): each byte decides the
+    # fate of the session's next data read or write.
+    "fault-read-eio": session(
+        "a", req(READ, 0, 4096), req(READ, 0, 2 * CHUNK), req(READ, 0, 512),
+        req(DISC), structured=True) + faults(EIO, OK, EIO, EIO),
+    "fault-read-eio-simple": session(
+        "a", req(READ, 0, 2 * CHUNK), req(READ, CHUNK, 4096), req(DISC))
+    + faults(OK, EIO, EIO),
+    "fault-writes": session(
+        "z", req(WRITE, 0, 8192), req(WRITE, CHUNK, CHUNK),
+        req(WRITE, 3 * CHUNK, 4096, FUA), req(WRITE, 5 * CHUNK - 100, 200),
+        req(READ, 0, 6 * CHUNK), req(FLUSH), req(DISC))
+    + faults(SHORT, ENOSPC, OK, SHORT, EDQUOT, SHORT, SHORT, EIO),
+    "fault-cow": session(
+        "b", req(WRITE, 100, 200), req(WRITE, 2 * CHUNK, 4096),
+        req(WRITE, 4 * CHUNK + 10, 20), req(READ, 0, 5 * CHUNK), req(DISC))
+    + faults(EIO, OK, OK, EIO, OK, SHORT, EIO),
+    "fault-zeroes-trim": session(
+        "a", req(ZEROES, 100, 3000), req(TRIM, 512, CHUNK),
+        req(ZEROES, CHUNK, CHUNK, NO_HOLE), req(ZEROES, 3 * CHUNK + 1, 10),
+        req(DISC)) + faults(EIO, ENOSPC, SHORT, OK, EDQUOT, EIO),
+    "fault-read-ahead": session(
+        "a", *[req(READ, i * CHUNK, CHUNK) for i in range(14)], req(DISC),
+        structured=True)
+    + faults(OK, OK, OK, EIO, OK, EIO, OK, OK, EIO, EIO, EIO, OK, EIO),
+    "fault-read-ahead-then-eof": session(
+        "a", *[req(READ, i * CHUNK, CHUNK) for i in range(5)])
+    + faults(OK, OK, OK, OK, EIO, EIO, EIO, EIO, EIO, EIO),
 }
 
 
