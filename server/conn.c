@@ -253,6 +253,7 @@ conn_close (struct conn *c)
     return;
   log_debug (DBG_LOOP, "conn %" PRIu64 ": closing", c->id);
   c->state = CONN_CLOSING;
+  ra_drop (c);                  /* no READ will claim them now */
   /* Make the receive and send in the ring finish now. */
   if (c->is_socket)
     shutdown (c->rfd, SHUT_RDWR);
@@ -490,12 +491,6 @@ conn_service (struct conn *c)
 {
   int r = 0;
 
-  /* Read-aheads count as requests: a finishing connection waits for
-   * none that no client will claim.  (Also below, once this pass's
-   * input has been parsed: it may have brought NBD_CMD_DISC.)
-   */
-  if (c->ra.nslots && (c->state == CONN_CLOSING || c->disc || c->eof))
-    ra_drop (c);
   if (c->state == CONN_CLOSING) {
     if (!c->send_posted && c->sendq)
       drop_queue (c);
@@ -524,9 +519,10 @@ conn_service (struct conn *c)
     post_recv (c);
 
   /* Finished: after NBD_CMD_DISC, NBD_OPT_ABORT, shutdown or EOF,
-   * once every request is answered.
+   * once every request is answered.  Read-aheads count as requests,
+   * and no READ will come for them now (nor will new ones start).
    */
-  if ((c->disc || c->eof) && c->ra.nslots)
+  if (c->disc || c->eof)
     ra_drop (c);
   if ((c->disc || c->eof) && c->nreqs == 0 && !c->payload_req &&
       c->sendq == NULL && !c->send_posted)

@@ -17,16 +17,17 @@
  * grace-period token, same hole and error handling.  It counts against
  * the connection's request and buffer limits, not against the volume's
  * QoS budget: the client's READ that claims it pays, as if it had read.
+ * None starts on a connection that is finishing (closing, or past
+ * NBD_CMD_DISC or EOF).
  *
  * Never stale.  blockmap_volume_stamp moves whenever a write request
- * begins or ends, a map changes, and on resize and delete.  A
- * read-ahead records the stamp before it walks the map and is served
- * only while the stamp is unchanged.  So any write answered after the
- * read-ahead began, on any connection, voids it (its end moved the
- * stamp), and so does any write begun since.  A write that was already
- * in flight when it began and still is has not been answered: a READ
- * now is concurrent with it and may see either contents, which is all
- * the read-ahead can hold.  A voided read-ahead is dropped with the
+ * ends, a map changes, and on resize and delete.  A read-ahead records
+ * the stamp before it walks the map and is served only while the
+ * stamp is unchanged.  So any write answered after the read-ahead
+ * began, on any connection, voids it (its end moved the stamp before
+ * its reply went out).  A write still in flight has not been answered:
+ * a READ now is concurrent with it and may see either contents, torn
+ * or not, which is all the read-ahead can hold.  A voided read-ahead is dropped with the
  * rest of the stream's, and the READ reads for itself.
  *
  * Ownership: read-aheads sit in conn->ra.slot until claimed or dropped.
@@ -119,6 +120,8 @@ read_ahead (struct conn *c)
   unsigned n = ra_stream_want (s, blockmap_volume_size (c->vol));
   struct req *p;
 
+  if (c->state == CONN_CLOSING || c->disc || c->eof)
+    return;                     /* no READ will come for them */
   while (n-- > 0 && conn_may_take_request (c)) {
     p = proto_prefetch_new (c, s->frontier, s->len);
     if (p == NULL)
