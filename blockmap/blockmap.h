@@ -271,13 +271,12 @@ int blockmap_write_begin (struct blockmap_volume *vol);
 void blockmap_write_end (struct blockmap_volume *vol);
 
 /* A stamp of VOL's contents, for keeping data read ahead of a client
- * (server/readahead.c).  It moves whenever a write request begins or
- * ends (blockmap_write_begin/end), a map changes, and when VOL is
- * resized or deleted.  So data read from VOL after the stamp was S
- * is what a new read would return for as long as the stamp is still
- * S, except for writes already in flight when S was taken, which had
- * not been answered and so are concurrent with any read until then.
- * Lock-free.
+ * (server/readahead.c).  It moves whenever a write request ends
+ * (blockmap_write_end, before the request is answered), a map
+ * changes, and when VOL is resized or deleted.  So data read from VOL
+ * after the stamp was S is what a new read would return for as long
+ * as the stamp is still S, except for the writes not yet answered,
+ * which are concurrent with any read until they are.  Lock-free.
  */
 uint64_t blockmap_volume_stamp (const struct blockmap_volume *vol);
 

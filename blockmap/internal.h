@@ -371,8 +371,8 @@ struct blockmap_volume {
    */
   unsigned frozen;
   unsigned writers;
-  /* Moves whenever the volume's contents may change: a write request
-   * begins or ends, a map record is applied, the volume is resized or
+  /* Moves whenever the volume's contents may have changed: a write
+   * request ends, a map record is applied, the volume is resized or
    * deleted (blockmap_volume_stamp).  Written under the pool lock,
    * read lock-free.
    */

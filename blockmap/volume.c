@@ -186,7 +186,6 @@ blockmap_write_begin (struct blockmap_volume *vol)
   if (vol->frozen)
     return -EAGAIN;
   vol->writers++;
-  atomic_fetch_add (&vol->stamp, 1);
   return 0;
 }
 

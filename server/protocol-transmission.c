@@ -1215,8 +1215,8 @@ proto_prefetch_new (struct conn *c, uint64_t off, uint32_t len)
 void
 proto_prefetch_start (struct req *req)
 {
-  /* Before the map walk: a write that begins or ends after this point
-   * voids what is read (blockmap_volume_stamp).
+  /* Before the map walk: a write that ends after this point voids
+   * what is read (blockmap_volume_stamp).
    */
   req->ra_stamp = blockmap_volume_stamp (req->conn->vol);
   proto_read_start (req);
