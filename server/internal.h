@@ -375,7 +375,6 @@ void bufpool_put (struct bufpool *bp, void *buf, size_t cap);
 /* Release every cached buffer (the loop is ending). */
 void bufpool_clear (struct bufpool *bp);
 
-
 struct accept_op {
   struct uop op;
   struct uop retry;                     /* timer after an accept error */
