@@ -23,7 +23,9 @@ workers are threads of their process), sampled from the end of the
 ramp to the end of the job, divided by the requests fio completed.
 Client CPU is fio's own usr+sys (fio and libnbd share one thread)
 divided by its IOPS: one connection cannot go faster than one request
-per that many microseconds, whatever the server does.
+per that many microseconds, whatever the server does.  The "-2conn" job
+runs two fio threads, one connection each; its client CPU is theirs
+summed.
 """
 import argparse
 import json
@@ -43,6 +45,12 @@ JOBS = {
     "randread-qd1": "--rw=randread --bs=4k --iodepth=1",
     "randread-qd32": "--rw=randread --bs=4k --iodepth=32",
     "randwrite-qd32": "--rw=randwrite --bs=4k --iodepth=32",
+    # The same total depth over two connections, each with its own fio
+    # thread: one fio+libnbd thread tops out near the server's own rate
+    # on 4k writes (see "client CPU us/req"), so this row shows what the
+    # servers do when the client is not the ceiling.
+    "randwrite-qd32-2conn": "--rw=randwrite --bs=4k --iodepth=16 "
+                            "--numjobs=2 --group_reporting",
     "randrw-qd32": "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32",
     "seqread-1m-qd8": "--rw=read --bs=1m --iodepth=8",
     "seqwrite-1m-qd8": "--rw=write --bs=1m --iodepth=8",
@@ -314,7 +322,7 @@ class Bench:
             raise SystemExit("bench: fio failed: " + " ".join(cmd))
         c1 = proc_cpu(srv.pid) if srv.pid else None
         t1 = time.monotonic()
-        s = summarise(f)
+        s = summarise(f, numjobs(job))
         s["load"] = load
         if c0 is not None and c1 is not None:
             # The window runs past fio's measured period by the time
@@ -393,7 +401,14 @@ def parse_size(s):
     return int(float(s[:-1]) * mult[s[-1]]) if s[-1] in mult else int(s)
 
 
-def summarise(path):
+def numjobs(job):
+    for w in JOBS[job].split():
+        if w.startswith("--numjobs="):
+            return int(w.split("=", 1)[1])
+    return 1
+
+
+def summarise(path, nj=1):
     with open(path) as f:
         j = json.load(f)["jobs"][0]
     r, w = j["read"], j["write"]
@@ -402,7 +417,8 @@ def summarise(path):
     iops = r["iops"] + w["iops"]
     # fio's own CPU (the client: fio and libnbd in one thread), per
     # request: shows when the client, not the server, is the limit.
-    cpu = (j.get("usr_cpu", 0) + j.get("sys_cpu", 0)) / 100
+    # With --group_reporting fio gives the mean over its NJ threads.
+    cpu = (j.get("usr_cpu", 0) + j.get("sys_cpu", 0)) / 100 * nj
     return {"iops": iops,
             "mibs": (r["bw_bytes"] + w["bw_bytes"]) / 2**20,
             "p50": pct.get("50.000000", 0) / 1000,
