@@ -519,6 +519,14 @@ def main():
         shutil.rmtree(b.files, ignore_errors=True)
     elapsed = time.monotonic() - t_start
     report(a, b, names, jobs, copies, mapr, elapsed)
+    # Done: the servers' logs go with the results, and the scratch
+    # directory goes (on failure it stays, named in the error).
+    if os.path.realpath(b.out) != os.path.join(os.path.realpath(b.work),
+                                               "results"):
+        for f in os.listdir(b.work):
+            if f.endswith(".log"):
+                shutil.move(os.path.join(b.work, f), os.path.join(b.out, f))
+        shutil.rmtree(b.work, ignore_errors=True)
 
 
 def report(a, b, names, jobs, copies, mapr, elapsed):
