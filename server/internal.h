@@ -389,16 +389,26 @@ struct accept_op {
 /* Whether a loop runs small buffered writes itself or hands them to
  * the ring (protocol-transmission.c says why).  Pure: the caller
  * passes CLOCK_MONOTONIC times in nanoseconds.  A write that takes
- * WRITE_GATE_SLOW_NS or more closes the gate for a back-off period
- * (BACKOFF_MIN, doubling while writes keep being slow, up to
- * BACKOFF_MAX); the first fast one after it resets the period.
+ * WRITE_GATE_SLOW_NS or more is slow.  Slow writes close the gate once
+ * they have held the loop for WRITE_GATE_STALL_NS within one window of
+ * WRITE_GATE_WINDOW_NS (the window starts at the first slow write after
+ * the last one ended): a single stall of a millisecond or two, which a
+ * journal commit or the host taking the CPU away causes every few
+ * seconds, is cheaper to sit out than a second of writes through the
+ * ring.  Closed, the gate stays so for a back-off period (BACKOFF_MIN,
+ * doubling while writes keep being slow, up to BACKOFF_MAX); the
+ * first fast write after it resets the period.
  */
 #define WRITE_GATE_SLOW_NS (UINT64_C (1000) * 1000)                   /* 1 ms */
+#define WRITE_GATE_WINDOW_NS (100 * WRITE_GATE_SLOW_NS)
+#define WRITE_GATE_STALL_NS (10 * WRITE_GATE_SLOW_NS)
 #define WRITE_GATE_BACKOFF_MIN_NS (UINT64_C (1000) * 1000 * 1000)     /* 1 s */
 #define WRITE_GATE_BACKOFF_MAX_NS (64 * WRITE_GATE_BACKOFF_MIN_NS)
 struct write_gate {
   uint64_t closed_until;        /* 0: open */
   uint64_t backoff_ns;          /* the next closing's length; 0: MIN */
+  uint64_t window_start;        /* the first slow write of the window */
+  uint64_t stalled_ns;          /* slow writes' time in it; 0: none */
 };
 bool write_gate_open (const struct write_gate *g, uint64_t now_ns);
 /* A write that started at START_NS took TOOK_NS.  Returns true if

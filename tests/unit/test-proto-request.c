@@ -360,7 +360,7 @@ test_write_gate_stays_open_while_writes_are_fast (void **state)
 }
 
 static void
-test_a_slow_write_closes_the_gate_for_a_while (void **state)
+test_a_long_stall_closes_the_gate_for_a_while (void **state)
 {
   struct write_gate g = { 0 };
   const uint64_t t0 = 100 * SEC, took = 50 * MS;
@@ -374,16 +374,77 @@ test_a_slow_write_closes_the_gate_for_a_while (void **state)
   assert_true (write_gate_open (&g, t0 + took + WRITE_GATE_BACKOFF_MIN_NS));
 }
 
+/* A stall of a millisecond or two every few dozen milliseconds (a
+ * journal commit, the host taking the CPU away) never adds up to
+ * WRITE_GATE_STALL_NS in one window: the gate stays open.
+ */
+static void
+test_lone_short_stalls_leave_the_gate_open (void **state)
+{
+  struct write_gate g = { 0 };
+  const uint64_t took = 3 * WRITE_GATE_SLOW_NS / 2;
+  uint64_t t = SEC;
+
+  (void) state;
+  for (int i = 0; i < 10000; i++) {
+    assert_false (write_gate_record (&g, t, took));
+    assert_true (write_gate_open (&g, t + took));
+    t += took;
+    /* Fast writes in between do not matter either way. */
+    assert_false (write_gate_record (&g, t, 10 * 1000));
+    t += WRITE_GATE_WINDOW_NS / 6;
+  }
+}
+
+/* Short stalls close it once they add up to WRITE_GATE_STALL_NS within
+ * one window, fast writes between them or not; the sum starts again in
+ * the next window.
+ */
+static void
+test_short_stalls_close_the_gate_when_they_add_up (void **state)
+{
+  struct write_gate g = { 0 };
+  const uint64_t took = 3 * WRITE_GATE_SLOW_NS / 2;
+  const int need = (WRITE_GATE_STALL_NS + took - 1) / took;   /* 7 */
+  uint64_t t = SEC, w0;
+  int i;
+
+  (void) state;
+  /* need - 1 of them in one window, then the window passes. */
+  w0 = t;
+  for (i = 0; i < need - 1; i++) {
+    assert_false (write_gate_record (&g, t, took));
+    t += took;
+    assert_false (write_gate_record (&g, t, 10 * 1000));
+  }
+  t = w0 + WRITE_GATE_WINDOW_NS;
+  /* A new window: need - 1 again leave it open, one more closes it. */
+  for (i = 0; i < need - 1; i++) {
+    assert_false (write_gate_record (&g, t, took));
+    assert_true (write_gate_open (&g, t + took));
+    t += 2 * took;
+  }
+  assert_true (t < w0 + 2 * WRITE_GATE_WINDOW_NS);
+  assert_true (write_gate_record (&g, t, took));
+  assert_false (write_gate_open (&g, t + took));
+  assert_true (write_gate_open (&g, t + took + WRITE_GATE_BACKOFF_MIN_NS));
+  /* Reopened, the sum starts from nothing. */
+  t += took + WRITE_GATE_BACKOFF_MIN_NS;
+  assert_false (write_gate_record (&g, t, took));
+  assert_true (write_gate_open (&g, t + took));
+}
+
 static void
 test_back_off_doubles_while_slow_and_resets_when_fast (void **state)
 {
   struct write_gate g = { 0 };
+  const uint64_t took = WRITE_GATE_STALL_NS;
   uint64_t t = 0, expect = WRITE_GATE_BACKOFF_MIN_NS;
 
   (void) state;
   for (int i = 0; i < 12; i++) {
-    assert_true (write_gate_record (&g, t, WRITE_GATE_SLOW_NS));
-    t += WRITE_GATE_SLOW_NS;
+    assert_true (write_gate_record (&g, t, took));
+    t += took;
     assert_false (write_gate_open (&g, t + expect - 1));
     assert_true (write_gate_open (&g, t + expect));
     t += expect;                /* the next inline write, once open */
@@ -394,11 +455,10 @@ test_back_off_doubles_while_slow_and_resets_when_fast (void **state)
   /* One fast write: back to the minimum. */
   assert_false (write_gate_record (&g, t, 10 * 1000));
   assert_true (write_gate_open (&g, t));
-  assert_true (write_gate_record (&g, t, WRITE_GATE_SLOW_NS));
-  assert_false (write_gate_open (&g, t + WRITE_GATE_SLOW_NS
+  assert_true (write_gate_record (&g, t, took));
+  assert_false (write_gate_open (&g, t + took
                                  + WRITE_GATE_BACKOFF_MIN_NS - 1));
-  assert_true (write_gate_open (&g, t + WRITE_GATE_SLOW_NS
-                                + WRITE_GATE_BACKOFF_MIN_NS));
+  assert_true (write_gate_open (&g, t + took + WRITE_GATE_BACKOFF_MIN_NS));
 }
 
 int
@@ -422,7 +482,9 @@ main (void)
     cmocka_unit_test (test_info_request_parsing),
     cmocka_unit_test (test_wire_structs_have_protocol_sizes),
     cmocka_unit_test (test_write_gate_stays_open_while_writes_are_fast),
-    cmocka_unit_test (test_a_slow_write_closes_the_gate_for_a_while),
+    cmocka_unit_test (test_a_long_stall_closes_the_gate_for_a_while),
+    cmocka_unit_test (test_lone_short_stalls_leave_the_gate_open),
+    cmocka_unit_test (test_short_stalls_close_the_gate_when_they_add_up),
     cmocka_unit_test (test_back_off_doubles_while_slow_and_resets_when_fast),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
