@@ -492,14 +492,16 @@ conn_service (struct conn *c)
   int r = 0;
 
   if (c->state == CONN_CLOSING) {
-    if (!c->send_posted && c->sendq)
-      drop_queue (c);
-    /* Not while it is queued on the dirty list again (freeing a
-     * request above marks it dirty): the loop would find it freed.
-     * Its next service, later in the same pass, frees it.
+    /* Nothing is left to send: conn_close dropped the queue, or
+     * send_cb did when the send in the ring ended, and conn_queue
+     * drops what comes after.  So nothing here frees a request and
+     * marks C dirty again: the loop took it off the dirty list before
+     * this call, and it is on no list the loop will walk.
      */
+    assert (c->sendq == NULL || c->send_posted);
+    assert (!c->dirty);
     if (!c->recv_posted && !c->send_posted && c->nreqs == 0 &&
-        c->cancels == 0 && !c->dirty)
+        c->cancels == 0)
       conn_free (c);
     return;
   }
