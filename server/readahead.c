@@ -27,8 +27,9 @@
  * began, on any connection, voids it (its end moved the stamp before
  * its reply went out).  A write still in flight has not been answered:
  * a READ now is concurrent with it and may see either contents, torn
- * or not, which is all the read-ahead can hold.  A voided read-ahead is dropped with the
- * rest of the stream's, and the READ reads for itself.
+ * or not, which is all the read-ahead can hold.  A voided read-ahead
+ * is dropped with the rest of the stream's, and the READ reads for
+ * itself.
  *
  * Ownership: read-aheads sit in conn->ra.slot until claimed or dropped.
  * A claimed one that is still reading belongs to its waiter; a dropped
